@@ -1,0 +1,28 @@
+//! Generates `include/passt.h` from `src/ffi.rs` with cbindgen, and sets the
+//! shared library's soname. The header is committed; a test checks that the
+//! committed copy is what this script writes.
+
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    println!("cargo:rerun-if-changed=src/ffi.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpasst.so.0");
+
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is valid");
+    let header = crate_dir.join("include").join("passt.h");
+    match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        // write_to_file only rewrites the file when its content changes.
+        Ok(bindings) => {
+            bindings.write_to_file(&header);
+        }
+        // A syntax error in the crate is reported by rustc itself, better.
+        Err(e) => println!("cargo:warning=cbindgen: {e}"),
+    }
+}

@@ -1,0 +1,39 @@
+//! passt-rs: user-mode networking for virtual machines and network
+//! namespaces, as an embeddable library.
+//!
+//! A guest sends Ethernet frames; we terminate its traffic into ordinary,
+//! unprivileged host sockets and translate the answers back into frames:
+//!
+//! ```text
+//! guest frames --(backend, batched reads)--> wire parsers (zero-copy views)
+//!    --> services: ARP, DHCPv4, NDP/RA, DHCPv6   (answered locally)
+//!    --> flows: TCP / UDP / ICMP echo  --> host sockets
+//! host sockets --(epoll events)--> flows --> frame builders
+//!    --> batched writes to the backend
+//! ```
+//!
+//! Layers, each using only those below it: `wire` knows bytes; `services`
+//! and `flow` know protocols; `engine`, `backend` and `sys` make syscalls;
+//! `ffi` knows C. `unsafe` lives only in `ffi` and `sys`.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod backend;
+pub mod config;
+pub mod engine;
+pub mod ffi;
+pub mod flow;
+pub mod fwd;
+pub mod hostnet;
+pub mod log;
+pub mod pcap;
+pub mod services;
+pub mod stats;
+pub mod sys;
+pub mod time;
+pub mod wire;
+
+pub use config::Config;
+pub use time::Instant;
