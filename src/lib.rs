@@ -26,6 +26,7 @@ pub mod engine;
 pub mod ffi;
 pub mod flow;
 pub mod fwd;
+pub mod guestnet;
 pub mod hostnet;
 pub mod log;
 pub mod pcap;
@@ -33,6 +34,8 @@ pub mod services;
 pub mod stats;
 pub mod sys;
 pub mod time;
+pub mod token;
+pub mod tx;
 pub mod wire;
 
 pub use config::Config;

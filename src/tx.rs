@@ -1,0 +1,276 @@
+//! The host->guest frame queue, and the builder that completes frames.
+//!
+//! Producers (services, flows) ask for room for one frame with
+//! [`TxQueue::reserve`], write it in place (payload first, straight from a
+//! socket if they like, then headers with [`finish_ip`]), and
+//! [`TxQueue::commit`] its length. Frames are stored back to back, each
+//! preceded by 4 bytes where the QEMU stream framing's length goes, so the
+//! stream backend sends many frames with one `write`; the tap and
+//! in-process backends take them one by one.
+//!
+//! The queue is lossless: what the backend cannot take yet stays queued,
+//! and producers look at [`TxQueue::room`] before reading host sockets, so
+//! that data the guest has not received is never read from the kernel.
+//! Memory follows use: the buffer grows up to its limit and no further.
+
+use crate::wire::{checksum, ethernet, ipv4, ipv6};
+use std::net::IpAddr;
+
+/// Room before each frame for the stream framing's length prefix.
+pub const PREFIX: usize = 4;
+/// Largest frame: Ethernet header plus the largest MTU (65520) plus slack.
+pub const MAX_FRAME: usize = ethernet::HEADER_LEN + 65535;
+
+/// Ethernet addressing of a frame to the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L2 {
+    pub src: [u8; 6],
+    pub dst: [u8; 6],
+}
+
+/// Where the L4 header starts in a frame for this IP version.
+pub const fn l4_offset(v6: bool) -> usize {
+    ethernet::HEADER_LEN + if v6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN }
+}
+
+/// Offset of the checksum inside an L4 header, and whether it covers a
+/// pseudo-header.
+fn l4_checksum_field(proto: u8, v6: bool) -> Option<(usize, bool)> {
+    match proto {
+        ipv4::PROTO_TCP => Some((16, true)),
+        ipv4::PROTO_UDP => Some((6, true)),
+        ipv4::PROTO_ICMP if !v6 => Some((2, false)),
+        ipv6::NEXT_ICMPV6 if v6 => Some((2, true)),
+        _ => None,
+    }
+}
+
+/// Completes a frame whose L4 part (`l4_len` bytes: header and payload) is
+/// already at `buf[l4_offset(v6)..]`: writes the Ethernet and IP headers and
+/// the L4 checksum. Returns the frame length.
+///
+/// # Panics
+/// If `src` and `dst` are of different families or `buf` is shorter than
+/// the frame: both are programming errors of the caller, which sized `buf`
+/// through [`TxQueue::reserve`].
+pub fn finish_ip(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> usize {
+    let v6 = src.is_ipv6();
+    let off = l4_offset(v6);
+    let l4 = &mut buf[off..off + l4_len];
+    if let Some((at, pseudo)) = l4_checksum_field(proto, v6) {
+        l4[at..at + 2].copy_from_slice(&[0, 0]);
+        let acc = match (src, dst, pseudo) {
+            (_, _, false) => 0,
+            (IpAddr::V4(s), IpAddr::V4(d), true) => checksum::pseudo_v4(s, d, proto, l4_len),
+            (IpAddr::V6(s), IpAddr::V6(d), true) => checksum::pseudo_v6(s, d, proto, l4_len),
+            _ => panic!("finish_ip: mixed address families"),
+        };
+        let mut c = checksum::finish(checksum::sum(acc, l4));
+        // A computed UDP checksum of zero is sent as all ones (RFC 768).
+        if c == 0 && proto == ipv4::PROTO_UDP {
+            c = 0xffff;
+        }
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            ethernet::emit(buf, l2.dst, l2.src, ethernet::EtherType::Ipv4);
+            ipv4::emit(&mut buf[ethernet::HEADER_LEN..], s, d, proto, l4_len, ipv4::DEFAULT_TTL);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            ethernet::emit(buf, l2.dst, l2.src, ethernet::EtherType::Ipv6);
+            let hop = if proto == ipv6::NEXT_ICMPV6 { 255 } else { ipv6::DEFAULT_HOP_LIMIT };
+            ipv6::emit(&mut buf[ethernet::HEADER_LEN..], s, d, proto, l4_len, hop);
+        }
+        _ => panic!("finish_ip: mixed address families"),
+    }
+    off + l4_len
+}
+
+/// A FIFO of frames waiting for the backend (see the module comment).
+pub struct TxQueue {
+    /// `[prefix][frame][prefix][frame]...`; its length is the high-water
+    /// mark, so reuse does not zero-fill again.
+    buf: Vec<u8>,
+    /// Bytes in use (committed frames).
+    used: usize,
+    /// Start (of the prefix) and length (of the frame) of each frame.
+    frames: std::collections::VecDeque<(usize, usize)>,
+    /// Bytes of the first frame (prefix included) already sent by a stream
+    /// backend's partial write.
+    head_sent: usize,
+    /// Upper bound on `buf`'s size.
+    limit: usize,
+    /// Space handed out by `reserve`, not yet committed.
+    reserved: usize,
+}
+
+impl TxQueue {
+    /// A queue that grows to at most `limit` bytes.
+    pub fn new(limit: usize) -> TxQueue {
+        TxQueue {
+            buf: Vec::new(),
+            used: 0,
+            frames: Default::default(),
+            head_sent: 0,
+            limit: limit.max(PREFIX + MAX_FRAME),
+            reserved: 0,
+        }
+    }
+
+    /// Bytes of frame data that can still be queued now.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.used + PREFIX)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Space for one frame of at most `max_len` bytes, or `None` when the
+    /// queue is too full (the caller counts a drop or waits).
+    pub fn reserve(&mut self, max_len: usize) -> Option<&mut [u8]> {
+        if max_len > MAX_FRAME || self.used + PREFIX + max_len > self.limit {
+            return None;
+        }
+        let end = self.used + PREFIX + max_len;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        self.reserved = max_len;
+        Some(&mut self.buf[self.used + PREFIX..end])
+    }
+
+    /// Queues the frame written into the last reservation (`len` bytes).
+    pub fn commit(&mut self, len: usize) {
+        debug_assert!(len <= self.reserved);
+        let len = len.min(self.reserved);
+        self.reserved = 0;
+        if len == 0 {
+            return;
+        }
+        let start = self.used;
+        self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+        self.frames.push_back((start, len));
+        self.used += PREFIX + len;
+    }
+
+    /// The queued frames, oldest first (without prefixes), for the tap
+    /// and in-process backends. A frame partly sent by the stream backend is
+    /// never mixed with these (one backend per instance).
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        self.frames.iter().map(|&(s, l)| &self.buf[s + PREFIX..s + PREFIX + l])
+    }
+
+    /// Drops the `n` oldest frames (they were sent).
+    pub fn pop_frames(&mut self, n: usize) {
+        for _ in 0..n.min(self.frames.len()) {
+            self.frames.pop_front();
+        }
+        self.head_sent = 0;
+        self.compact();
+    }
+
+    /// Everything not yet sent, prefixes included, as one byte run for the
+    /// stream backend.
+    pub fn stream_bytes(&self) -> &[u8] {
+        match self.frames.front() {
+            Some(&(s, _)) => &self.buf[s + self.head_sent..self.used],
+            None => &[],
+        }
+    }
+
+    /// Marks `n` bytes of [`Self::stream_bytes`] as sent.
+    pub fn consume_stream(&mut self, mut n: usize) {
+        while let Some(&(_, len)) = self.frames.front() {
+            let left = PREFIX + len - self.head_sent;
+            if n < left {
+                self.head_sent += n;
+                return;
+            }
+            n -= left;
+            self.head_sent = 0;
+            self.frames.pop_front();
+        }
+        self.compact();
+    }
+
+    /// Forgets everything queued (the guest went away).
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.head_sent = 0;
+        self.used = 0;
+    }
+
+    /// Releases memory beyond `keep` bytes when empty (idle instances stay
+    /// small).
+    pub fn shrink(&mut self, keep: usize) {
+        if self.frames.is_empty() && self.buf.len() > keep {
+            self.buf.truncate(keep);
+            self.buf.shrink_to(keep);
+        }
+    }
+
+    /// When nothing is queued, start again at the front of the buffer.
+    /// (Frames are only ever appended, so a non-empty queue keeps its
+    /// layout until drained; the limit bounds how far it reaches.)
+    fn compact(&mut self) {
+        if self.frames.is_empty() {
+            self.used = 0;
+            self.head_sent = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn frames_queue_and_stream_partially() {
+        let mut q = TxQueue::new(PREFIX + MAX_FRAME);
+        for i in 0..3u8 {
+            let b = q.reserve(10).unwrap();
+            b[..3].copy_from_slice(&[i; 3]);
+            q.commit(3);
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.frames().collect::<Vec<_>>(), vec![&[0u8; 3][..], &[1; 3], &[2; 3]]);
+        assert_eq!(q.stream_bytes(), &[0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 3, 1, 1, 1, 0, 0, 0, 3, 2, 2, 2]);
+        q.consume_stream(9);
+        assert_eq!(q.stream_bytes(), &[0, 3, 1, 1, 1, 0, 0, 0, 3, 2, 2, 2]);
+        assert_eq!(q.len(), 2);
+        q.consume_stream(12);
+        assert!(q.is_empty());
+        assert_eq!(q.room(), PREFIX + MAX_FRAME - PREFIX);
+    }
+
+    #[test]
+    fn limit_is_respected() {
+        let mut q = TxQueue::new(0);
+        assert!(q.reserve(MAX_FRAME).is_some());
+        q.commit(MAX_FRAME);
+        assert!(q.reserve(1).is_none());
+        q.pop_frames(1);
+        assert!(q.reserve(1).is_some());
+    }
+
+    #[test]
+    fn finish_builds_a_valid_udp_frame() {
+        let mut buf = vec![0u8; 100];
+        let off = l4_offset(false);
+        crate::wire::udp::emit(&mut buf[off..], 53, 40000, 4);
+        buf[off + 8..off + 12].copy_from_slice(b"abcd");
+        let l2 = L2 { src: [2; 6], dst: [4; 6] };
+        let len = finish_ip(&mut buf, l2, Ipv4Addr::new(10, 0, 2, 2).into(), Ipv4Addr::new(10, 0, 2, 15).into(), 17, 12);
+        assert_eq!(len, 14 + 20 + 12);
+        let ip = ipv4::Packet::new_checked(&buf[14..len]).unwrap();
+        let acc = checksum::pseudo_v4(ip.src(), ip.dst(), 17, 12);
+        assert_eq!(checksum::finish(checksum::sum(acc, ip.payload())), 0);
+    }
+}
