@@ -1,0 +1,263 @@
+//! Guest frames to services and flows; host events to flows; timers.
+//!
+//! Every guest frame is validated layer by layer through the `wire` views
+//! (Ethernet, then IPv4/IPv6 with their checksums, then the L4 checksum)
+//! before any protocol code sees it; a frame failing a check is dropped and
+//! counted by reason. The guest's MAC and source addresses are learned here.
+
+use super::Core;
+use crate::config::Config;
+use crate::guestnet::GuestNet;
+use crate::services::arp;
+use crate::stats::Drop;
+use crate::time::Instant;
+use crate::token::{Kind, Token};
+use crate::wire::ethernet::{self, EtherType};
+use crate::wire::{checksum, ipv4, ipv6, udp};
+use std::net::IpAddr;
+
+/// The local services' settings and timers.
+pub(crate) struct Services {
+    pub(crate) no_dhcp: bool,
+    pub(crate) no_ndp: bool,
+    pub(crate) no_dhcpv6: bool,
+    pub(crate) no_ra: bool,
+    /// When the next unsolicited router advertisement is due.
+    pub(crate) next_ra: Option<Instant>,
+}
+
+impl Services {
+    pub(crate) fn new(cfg: &Config, _net: &GuestNet) -> Services {
+        Services { no_dhcp: cfg.no_dhcp, no_ndp: cfg.no_ndp, no_dhcpv6: cfg.no_dhcpv6, no_ra: cfg.no_ra, next_ra: None }
+    }
+
+    /// A guest appeared: advertise the router at once.
+    pub(crate) fn guest_attached(&mut self, now: Instant) {
+        if !self.no_ndp && !self.no_ra {
+            self.next_ra = Some(now);
+        }
+    }
+}
+
+/// Verifies the checksum of an L4 segment with its pseudo-header.
+fn l4_checksum_ok(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> bool {
+    let acc = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_v4(s, d, proto, l4.len()),
+        (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_v6(s, d, proto, l4.len()),
+        _ => return false,
+    };
+    checksum::finish(checksum::sum(acc, l4)) == 0
+}
+
+impl Core {
+    /// One frame from the guest.
+    pub(crate) fn handle_frame(&mut self, frame: &[u8]) {
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += frame.len() as u64;
+        if let Some(p) = self.pcap.as_mut() {
+            if p.record(self.now, frame).is_err() {
+                self.pcap = None;
+            }
+        }
+        let eth = match ethernet::Frame::new_checked(frame) {
+            Ok(e) => e,
+            Err(e) => return self.stats.drop(e.into()),
+        };
+        let dst = eth.dst();
+        if dst != self.net.our_mac && dst[0] & 1 == 0 {
+            return self.stats.drop(Drop::NotForUs);
+        }
+        let src = eth.src();
+        if ethernet::is_unicast(&src) && self.net.guest_mac != Some(src) {
+            log::debug!("guest MAC is {}", ethernet::fmt_mac(&src));
+            self.net.guest_mac = Some(src);
+        }
+        match eth.ethertype() {
+            EtherType::Arp => self.handle_arp(eth.payload()),
+            EtherType::Ipv4 => self.handle_ipv4(eth.payload()),
+            EtherType::Ipv6 => self.handle_ipv6(eth.payload()),
+            EtherType::Unknown(_) => self.stats.drop(Drop::Unsupported),
+        }
+    }
+
+    /// Writes one reply frame around an ARP packet or an L4 message.
+    fn queue_arp(&mut self, dst_mac: [u8; 6], packet: &[u8]) {
+        let len = ethernet::HEADER_LEN + packet.len();
+        let Some(buf) = self.tx.reserve(len) else { return self.stats.drop(Drop::TxFull) };
+        ethernet::emit(buf, dst_mac, self.net.our_mac, EtherType::Arp);
+        buf[ethernet::HEADER_LEN..len].copy_from_slice(packet);
+        self.tx.commit(len);
+    }
+
+    fn handle_arp(&mut self, payload: &[u8]) {
+        let Some(v4) = &self.net.v4 else { return self.stats.drop(Drop::Disabled) };
+        let mut guest_addrs = [v4.assigned; 2];
+        guest_addrs[1] = v4.observed.unwrap_or(v4.assigned);
+        let mut out = [0u8; crate::wire::arp::PACKET_LEN];
+        match arp::handle(self.net.our_mac, &guest_addrs, payload, &mut out) {
+            Ok(Some((dst_mac, len))) => self.queue_arp(dst_mac, &out[..len]),
+            Ok(None) => {}
+            Err(e) => self.stats.drop(e.into()),
+        }
+    }
+
+    fn handle_ipv4(&mut self, payload: &[u8]) {
+        if self.net.v4.is_none() {
+            return self.stats.drop(Drop::Disabled);
+        }
+        let ip = match ipv4::Packet::new_checked(payload) {
+            Ok(p) => p,
+            Err(e) => return self.stats.drop(e.into()),
+        };
+        if ip.is_fragment() {
+            return self.stats.drop(Drop::Unsupported);
+        }
+        let (src, dst) = (ip.src(), ip.dst());
+        // DHCP comes from 0.0.0.0 to the broadcast address: not an
+        // address worth learning, nor a flow.
+        if ip.protocol() == ipv4::PROTO_UDP {
+            if let Ok(d) = udp::Datagram::new_checked(ip.payload()) {
+                if d.dst_port() == 67 {
+                    return self.handle_dhcp(d.payload());
+                }
+            }
+        }
+        if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+            return self.stats.drop(Drop::NotForUs);
+        }
+        if dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified() || dst == src {
+            return self.stats.drop(Drop::NotForUs);
+        }
+        self.net.observe(src.into());
+        self.handle_l4(src.into(), dst.into(), ip.protocol(), ip.payload());
+    }
+
+    fn handle_ipv6(&mut self, payload: &[u8]) {
+        if self.net.v6.is_none() {
+            return self.stats.drop(Drop::Disabled);
+        }
+        let ip = match ipv6::Packet::new_checked(payload) {
+            Ok(p) => p,
+            Err(e) => return self.stats.drop(e.into()),
+        };
+        let (src, dst) = (ip.src(), ip.dst());
+        if src.is_multicast() || src.is_loopback() {
+            return self.stats.drop(Drop::NotForUs);
+        }
+        let proto = ip.next_header();
+        let l4 = ip.payload();
+        if proto == ipv6::NEXT_ICMPV6 {
+            if !l4_checksum_ok(src.into(), dst.into(), proto, l4) {
+                return self.stats.drop(Drop::BadChecksum);
+            }
+            if let Some(&t) = l4.first() {
+                if (133..=137).contains(&t) {
+                    return self.handle_ndp(src, dst, ip.hop_limit(), l4);
+                }
+            }
+        }
+        if proto == ipv6::NEXT_UDP {
+            if let Ok(d) = udp::Datagram::new_checked(l4) {
+                if d.dst_port() == 547 {
+                    return self.handle_dhcpv6(src, dst, d.src_port(), l4);
+                }
+            }
+        }
+        if src.is_unspecified() || dst.is_multicast() || dst.is_unspecified() || dst.is_loopback() {
+            return self.stats.drop(Drop::NotForUs);
+        }
+        self.net.observe(src.into());
+        self.handle_l4(src.into(), dst.into(), proto, l4);
+    }
+
+    /// TCP, UDP and ICMP echo: to the flow tables.
+    fn handle_l4(&mut self, src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) {
+        match proto {
+            ipv4::PROTO_ICMP if src.is_ipv4() => {
+                if crate::wire::checksum::checksum(l4) != 0 {
+                    return self.stats.drop(Drop::BadChecksum);
+                }
+                if self.no_icmp {
+                    return self.stats.drop(Drop::Disabled);
+                }
+                let (mut ctx, icmp) = self.flow_ctx();
+                icmp.handle_guest(&mut ctx, src, dst, l4);
+            }
+            ipv6::NEXT_ICMPV6 if src.is_ipv6() => {
+                // Checksum verified by handle_ipv6.
+                if self.no_icmp {
+                    return self.stats.drop(Drop::Disabled);
+                }
+                let (mut ctx, icmp) = self.flow_ctx();
+                icmp.handle_guest(&mut ctx, src, dst, l4);
+            }
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
+                if !l4_checksum_ok(src, dst, proto, l4) {
+                    // IPv4 UDP may carry no checksum at all (zero).
+                    let unchecked_udp = proto == ipv4::PROTO_UDP && src.is_ipv4() && l4.len() >= 8 && l4[6..8] == [0, 0];
+                    if !unchecked_udp {
+                        return self.stats.drop(Drop::BadChecksum);
+                    }
+                }
+                self.stats.drop(Drop::Disabled);
+            }
+            _ => self.stats.drop(Drop::Unsupported),
+        }
+    }
+
+    fn handle_dhcp(&mut self, _msg: &[u8]) {
+        if self.services.no_dhcp {
+            return self.stats.drop(Drop::Disabled);
+        }
+        self.stats.drop(Drop::Disabled);
+    }
+
+    fn handle_ndp(&mut self, _src: std::net::Ipv6Addr, _dst: std::net::Ipv6Addr, _hop_limit: u8, _msg: &[u8]) {
+        if self.services.no_ndp {
+            return self.stats.drop(Drop::Disabled);
+        }
+        self.stats.drop(Drop::Disabled);
+    }
+
+    fn handle_dhcpv6(&mut self, _src: std::net::Ipv6Addr, _dst: std::net::Ipv6Addr, _sport: u16, _l4: &[u8]) {
+        if self.services.no_dhcpv6 {
+            return self.stats.drop(Drop::Disabled);
+        }
+        self.stats.drop(Drop::Disabled);
+    }
+
+    /// After a batch of guest frames: flows send coalesced ACKs.
+    pub(crate) fn after_guest_batch(&mut self) {}
+
+    /// An event on a host socket.
+    pub(crate) fn host_event(&mut self, token: Token, bits: u32) {
+        let (mut ctx, icmp) = self.flow_ctx();
+        if token.kind == Kind::Icmp {
+            icmp.handle_event(&mut ctx, token, bits);
+        }
+    }
+
+    /// The guest went away: every flow ends.
+    pub(crate) fn reset_flows(&mut self) {
+        let (mut ctx, icmp) = self.flow_ctx();
+        icmp.reset_all(&mut ctx);
+    }
+
+    /// The guest queue has room again.
+    pub(crate) fn tx_room(&mut self) {}
+
+    pub(crate) fn run_timers(&mut self) {
+        let now = self.now;
+        if self.services.next_ra.is_some_and(|t| t <= now) {
+            self.services.next_ra = None;
+        }
+        if self.icmp.poll_deadline().is_some_and(|t| t <= now) {
+            let (mut ctx, icmp) = self.flow_ctx();
+            icmp.handle_timeout(&mut ctx);
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        [self.services.next_ra, self.icmp.poll_deadline()].into_iter().flatten().min()
+    }
+}
