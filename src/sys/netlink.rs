@@ -642,7 +642,8 @@ pub fn parse_error(msg: &NlMsg<'_>) -> Result<Result<(), (i32, Option<String>)>,
             }
         }
     }
-    Ok(Err((errno.saturating_neg(), text)))
+    // The kernel sends -errno; take the magnitude either way.
+    Ok(Err((errno.saturating_abs(), text)))
 }
 
 // --- Building ---
