@@ -6,6 +6,7 @@
 
 pub mod epoll;
 pub mod net;
+pub mod netlink;
 pub mod netns;
 pub mod tun;
 
