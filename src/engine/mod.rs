@@ -381,6 +381,14 @@ impl Instance {
 
     /// Sends queued frames; pauses or resumes host sockets accordingly.
     fn flush_guest(&mut self) {
+        if let Some(p) = self.core.pcap.as_mut() {
+            for frame in self.core.tx.take_new() {
+                if p.record(self.core.now, frame).is_err() {
+                    self.core.pcap = None;
+                    break;
+                }
+            }
+        }
         let result = match &mut self.guest {
             Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => c.flush(&mut self.core.tx),
             Guest::Tap(t) => t.flush(&mut self.core.tx),

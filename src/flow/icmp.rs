@@ -153,7 +153,8 @@ impl Icmp {
         let off = l4_offset(v6);
         let reply_type = if v6 { icmp::V6_ECHO_REPLY } else { icmp::V4_ECHO_REPLY };
         let proto = if v6 { ipv6::NEXT_ICMPV6 } else { ipv4::PROTO_ICMP };
-        let max = off + ctx.net.mtu as usize;
+        // The MTU counts the IP header: a frame is the Ethernet header plus the MTU.
+        let max = (crate::wire::ethernet::HEADER_LEN + ctx.net.mtu as usize).min(crate::tx::MAX_FRAME);
         // Read until the socket is empty or the guest queue is full (then
         // the rest waits in the socket: the engine stops reading host
         // sockets until the queue drains).

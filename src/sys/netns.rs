@@ -49,6 +49,15 @@ pub fn run_in_netns<T: Send>(path: &Path, f: impl FnOnce() -> io::Result<T> + Se
     })
 }
 
+/// Moves the calling thread into the network namespace at `path`, for
+/// good. Only for threads that exist for that purpose (a host program's
+/// thread that runs an instance inside a namespace); everything else should
+/// use [`run_in_netns`].
+pub fn enter_netns(path: &Path) -> io::Result<()> {
+    let ns = open_ns(path)?;
+    setns_net(&ns).map_err(|e| with_path(e, "entering network namespace", path))
+}
+
 /// Opens a namespace file read-only and close-on-exec.
 fn open_ns(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {

@@ -41,25 +41,44 @@ impl Driver {
         Ok(Self::run(instance))
     }
 
-    pub fn run(mut instance: Instance) -> Driver {
+    /// Creates and drives the instance in a thread that lives in the
+    /// network namespace at `netns` (so its host sockets are there).
+    pub fn start_in(netns: &std::path::Path, config: &Config) -> Result<Driver, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (path, config) = (netns.to_path_buf(), config.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut timeout = 0i32;
-            while !flag.load(Ordering::Relaxed) {
-                let mut pfd = libc::pollfd { fd: instance.fd(), events: libc::POLLIN, revents: 0 };
-                // Wake at least every 50 ms to notice the stop flag.
-                let t = if timeout < 0 || timeout > 50 { 50 } else { timeout };
-                // SAFETY: pfd is a valid pollfd array of length 1.
-                unsafe { libc::poll(&mut pfd, 1, t) };
-                match instance.process(now()) {
-                    Ok(Some(ms)) => timeout = ms.min(i32::MAX as u64) as i32,
-                    Ok(None) => timeout = -1,
-                    Err(e) => return Err(e.to_string()),
+            if let Err(e) = passt::sys::netns::enter_netns(&path) {
+                let _ = tx.send(Err(e.to_string()));
+                return Ok(());
+            }
+            let _log = log_to_stderr();
+            match Instance::new(&config) {
+                Ok(instance) => {
+                    let _ = tx.send(Ok(()));
+                    drive(instance, &flag)
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    Ok(())
                 }
             }
-            Ok(())
         });
+        match rx.recv() {
+            Ok(Ok(())) => Ok(Driver { stop, thread: Some(thread) }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err("driver thread died".into()),
+        }
+    }
+
+    pub fn run(instance: Instance) -> Driver {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || drive(instance, &flag));
         Driver { stop, thread: Some(thread) }
     }
 
@@ -77,6 +96,32 @@ impl Drop for Driver {
             let _ = t.join();
         }
     }
+}
+
+/// The host program's loop: poll with the returned timeout, process.
+fn drive(mut instance: Instance, stop: &AtomicBool) -> Result<(), String> {
+    let _log = log_to_stderr();
+    let mut timeout = 0i32;
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd { fd: instance.fd(), events: libc::POLLIN, revents: 0 };
+        // Wake at least every 50 ms to notice the stop flag.
+        let t = if !(0..=50).contains(&timeout) { 50 } else { timeout };
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        unsafe { libc::poll(&mut pfd, 1, t) };
+        match instance.process(now()) {
+            Ok(Some(ms)) => timeout = ms.min(i32::MAX as u64) as i32,
+            Ok(None) => timeout = -1,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Logs of this thread's instance go to stderr (captured by the test
+/// harness), at the syslog level in PASST_TEST_LOG (default 6, info).
+pub fn log_to_stderr() -> passt::log::SinkGuard {
+    let level = std::env::var("PASST_TEST_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(6);
+    passt::log::SinkGuard::enter(passt::log::Sink { func: None, max_level: level })
 }
 
 /// Number of open fds of this process.
