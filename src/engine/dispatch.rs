@@ -14,7 +14,8 @@ use crate::time::Instant;
 use crate::token::{Kind, Token};
 use crate::wire::ethernet::{self, EtherType};
 use crate::wire::{checksum, ipv4, ipv6, udp};
-use std::net::IpAddr;
+use crate::tx::{finish_ip, l4_offset, L2};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// The local services' settings and timers.
 pub(crate) struct Services {
@@ -86,6 +87,31 @@ impl Core {
         let Some(buf) = self.tx.reserve(len) else { return self.stats.drop(Drop::TxFull) };
         ethernet::emit(buf, dst_mac, self.net.our_mac, EtherType::Arp);
         buf[ethernet::HEADER_LEN..len].copy_from_slice(packet);
+        self.tx.commit(len);
+    }
+
+    /// Queues a UDP datagram to the guest (local services' replies).
+    #[allow(dead_code)]
+    fn queue_udp(&mut self, dst_mac: [u8; 6], src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        let v6 = src.is_ipv6();
+        let off = l4_offset(v6);
+        let l4_len = udp::HEADER_LEN + payload.len();
+        let Some(buf) = self.tx.reserve(off + l4_len) else { return self.stats.drop(Drop::TxFull) };
+        udp::emit(&mut buf[off..], src.port(), dst.port(), payload.len());
+        buf[off + udp::HEADER_LEN..off + l4_len].copy_from_slice(payload);
+        let l2 = L2 { src: self.net.our_mac, dst: dst_mac };
+        let len = finish_ip(buf, l2, src.ip(), dst.ip(), ipv4::PROTO_UDP, l4_len);
+        self.tx.commit(len);
+    }
+
+    /// Queues an ICMPv6 message (checksum filled here) to the guest.
+    #[allow(dead_code)]
+    fn queue_icmpv6(&mut self, dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) {
+        let off = l4_offset(true);
+        let Some(buf) = self.tx.reserve(off + msg.len()) else { return self.stats.drop(Drop::TxFull) };
+        buf[off..off + msg.len()].copy_from_slice(msg);
+        let l2 = L2 { src: self.net.our_mac, dst: dst_mac };
+        let len = finish_ip(buf, l2, src.into(), dst.into(), ipv6::NEXT_ICMPV6, msg.len());
         self.tx.commit(len);
     }
 
@@ -212,14 +238,14 @@ impl Core {
         self.stats.drop(Drop::Disabled);
     }
 
-    fn handle_ndp(&mut self, _src: std::net::Ipv6Addr, _dst: std::net::Ipv6Addr, _hop_limit: u8, _msg: &[u8]) {
+    fn handle_ndp(&mut self, _src: Ipv6Addr, _dst: Ipv6Addr, _hop_limit: u8, _msg: &[u8]) {
         if self.services.no_ndp {
             return self.stats.drop(Drop::Disabled);
         }
         self.stats.drop(Drop::Disabled);
     }
 
-    fn handle_dhcpv6(&mut self, _src: std::net::Ipv6Addr, _dst: std::net::Ipv6Addr, _sport: u16, _l4: &[u8]) {
+    fn handle_dhcpv6(&mut self, _src: Ipv6Addr, _dst: Ipv6Addr, _sport: u16, _l4: &[u8]) {
         if self.services.no_dhcpv6 {
             return self.stats.drop(Drop::Disabled);
         }
