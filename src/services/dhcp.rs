@@ -370,9 +370,8 @@ fn build_reply<'a>(cfg: &'a DhcpConfig, request: &Repr<'a>, answer: &Answer) -> 
 /// Longest reply the client takes and `out` holds (see the module
 /// documentation on option 57).
 fn reply_size_cap(request: &Repr<'_>, out_len: usize) -> usize {
-    let datagram = request
-        .max_message_size
-        .map_or(MIN_DATAGRAM, |size| usize::from(size).max(MIN_DATAGRAM));
+    let datagram =
+        request.max_message_size.map_or(MIN_DATAGRAM, |size| usize::from(size).max(MIN_DATAGRAM));
     (datagram - IP_UDP_HEADERS).min(out_len)
 }
 
@@ -453,7 +452,9 @@ fn select_options(reply: &Repr<'_>, order: &[u8], mut budget: usize) -> [bool; 2
         [&|code| ESSENTIAL.contains(&code), &|code| !ESSENTIAL.contains(&code)];
     for in_pass in passes {
         for &code in order.iter().filter(|&&code| in_pass(code)) {
-            let Some(len) = reply.option_len(code) else { continue };
+            let Some(len) = reply.option_len(code) else {
+                continue;
+            };
             if len <= budget {
                 budget -= len;
                 selected[usize::from(code)] = true;
