@@ -1694,7 +1694,7 @@ mod tests {
         assert_eq!(w.write(54, &[1, 2, 3, 4]), Err(Error::NoSpace));
         assert_eq!(w.write_with(6, 8, |_| {}), Err(Error::NoSpace));
         w.write(224, &[]).unwrap(); // zero-length: 2 bytes
-        w.write(12, &[b'h']).unwrap_err(); // 3 bytes, 2 left
+        w.write(12, b"h").unwrap_err(); // 3 bytes, 2 left
         assert_eq!(w.position(), 5);
         assert_eq!(w.finish(), Ok(6));
         assert_eq!(area, [53, 1, 1, 224, 0, 255, 0xee, 0xee]);
