@@ -42,11 +42,12 @@
 //!
 //! Destination: a client with no address (`ciaddr` zero) or one that set
 //! the broadcast flag gets a broadcast (255.255.255.255,
-//! ff:ff:ff:ff:ff:ff), which every client can receive; RFC 2131 section 4.1
-//! also allows unicast to `chaddr`/`yiaddr` there, but broadcast needs no
-//! ARP-less delivery trick and changes nothing for a single guest. Others
-//! get unicast to `ciaddr` at `chaddr`. NAK is always broadcast (section
-//! 4.3.2, `giaddr` zero).
+//! ff:ff:ff:ff:ff:ff), which every client can receive (RFC 2131 section
+//! 4.1 would unicast to `chaddr`/`yiaddr` when the flag is clear; with a
+//! single guest on the link broadcast reaches the same client, and works
+//! for clients that cannot take unicast before configuration). Others get
+//! unicast to `ciaddr` at `chaddr`. NAK is always broadcast (section 4.3.2,
+//! `giaddr` zero).
 //!
 //! Lease times: passt hands out practically infinite leases. We send
 //! [`DhcpConfig::lease_secs`] (default [`DhcpConfig::DEFAULT_LEASE_SECS`],
@@ -63,10 +64,9 @@ use core::fmt;
 use std::net::Ipv4Addr;
 
 use crate::wire::dhcp::{
-    self as wire, option, MessageType, OpCode, OptionWriter, Packet, Repr, MIN_BOOTP_LEN,
-    OPTIONS_OFFSET,
+    self as wire, option, DomainList, Ipv4List, MessageType, OpCode, OptionWriter, Packet, Repr,
+    MIN_BOOTP_LEN, OPTIONS_OFFSET,
 };
-use crate::wire::dhcp::{DomainList, Ipv4List};
 
 /// Hardware type of Ethernet in `htype` (RFC 1700, "Hardware Type").
 const HTYPE_ETHERNET: u8 = 1;
@@ -448,21 +448,17 @@ fn option_order(parameter_request_list: Option<&[u8]>) -> OptionOrder {
 /// it may still go.
 fn select_options(reply: &Repr<'_>, order: &[u8], mut budget: usize) -> [bool; 256] {
     let mut selected = [false; 256];
-    let passes: [&dyn Fn(u8) -> bool; 2] =
-        [&|code| ESSENTIAL.contains(&code), &|code| !ESSENTIAL.contains(&code)];
-    for in_pass in passes {
-        for &code in order.iter().filter(|&&code| in_pass(code)) {
-            let Some(len) = reply.option_len(code) else {
-                continue;
-            };
-            if len <= budget {
-                budget -= len;
-                selected[usize::from(code)] = true;
-            } else {
-                log::debug!("dhcp: option {code} ({len} bytes) left out of the reply: no room");
-            }
+    let mut take = |&code: &u8| {
+        let Some(len) = reply.option_len(code) else { return };
+        if len <= budget {
+            budget -= len;
+            selected[usize::from(code)] = true;
+        } else {
+            log::debug!("dhcp: option {code} ({len} bytes) left out of the reply: no room");
         }
-    }
+    };
+    order.iter().filter(|code| ESSENTIAL.contains(code)).for_each(&mut take);
+    order.iter().filter(|code| !ESSENTIAL.contains(code)).for_each(&mut take);
     selected
 }
 

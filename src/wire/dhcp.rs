@@ -507,7 +507,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]>> fmt::Display for Packet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Repr::parse(self) {
+        match Repr::parse_bytes(self.buffer.as_ref()) {
             Ok(repr) => write!(f, "{repr}"),
             Err(err) => write!(f, "DHCP ({err})"),
         }
@@ -608,7 +608,8 @@ impl Ipv4List<'_> {
     pub fn get(&self, index: usize) -> Option<Ipv4Addr> {
         match self {
             Ipv4List::Wire(bytes) => {
-                let chunk = bytes.get(index * 4..index * 4 + 4)?;
+                let start = index.checked_mul(4)?;
+                let chunk = bytes.get(start..start.checked_add(4)?)?;
                 let octets: [u8; 4] = chunk.try_into().ok()?;
                 Some(Ipv4Addr::from(octets))
             }
@@ -1042,8 +1043,14 @@ impl<'a> Repr<'a> {
     /// Any length or cookie error of [`Packet::check_len`], an option error
     /// of [`OptionsIter`], [`Error::BadOptionLength`], or
     /// [`Error::MissingMessageType`].
-    pub fn parse<T: AsRef<[u8]>>(packet: &'a Packet<T>) -> Result<Self> {
-        packet.check_len()?;
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> Result<Self> {
+        let bytes: &'a T = packet.buffer;
+        Self::parse_bytes(bytes.as_ref())
+    }
+
+    /// [`Repr::parse`] on a message's bytes.
+    fn parse_bytes(bytes: &'a [u8]) -> Result<Self> {
+        let packet = Packet::new_checked(bytes)?;
         let mut repr = Repr::new(packet.op(), MessageType::Unknown(0), packet.xid(), [0; 6]);
         repr.htype = packet.htype();
         repr.hlen = packet.hlen();
@@ -1057,7 +1064,7 @@ impl<'a> Repr<'a> {
         repr.chaddr = packet.chaddr();
 
         let mut message_type = None;
-        for opt in packet.options() {
+        for opt in OptionsIter::new(bytes.get(OPTIONS_OFFSET..).unwrap_or(&[])) {
             let DhcpOption { code, data } = opt?;
             if !option_len_valid(code, data.len()) {
                 // The iterator bounds data by a length byte: fits in a u8.
@@ -1354,9 +1361,7 @@ mod tests {
     }
 
     fn parse(bytes: &[u8]) -> Result<Repr<'_>> {
-        // Leaks nothing: the packet borrows `bytes` for the repr's lifetime.
-        let packet = Box::leak(Box::new(Packet::new_checked(bytes)?));
-        Repr::parse(packet)
+        Repr::parse(&Packet::new_checked(bytes)?)
     }
 
     fn with_options(options: &[u8]) -> Vec<u8> {
@@ -1732,6 +1737,21 @@ mod tests {
         let parsed = parse(&out).unwrap();
         assert_eq!(parsed.dns_servers.unwrap().len(), 63);
         assert_eq!(parsed.dns_servers.unwrap().get(62), Some(Ipv4Addr::new(10, 0, 0, 62)));
+    }
+
+    #[test]
+    fn ipv4_list_views_agree_and_bound() {
+        let wire = [10, 0, 0, 1, 10, 0, 0, 2, 7]; // a stray byte: not an address
+        let addrs = [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)];
+        assert_eq!(Ipv4List::Wire(&wire).len(), 2);
+        assert_eq!(Ipv4List::Wire(&wire), Ipv4List::Addrs(&addrs));
+        assert_ne!(Ipv4List::Wire(&wire[..4]), Ipv4List::Addrs(&addrs));
+        for list in [Ipv4List::Wire(&wire), Ipv4List::Addrs(&addrs)] {
+            assert_eq!(list.get(2), None);
+            assert_eq!(list.get(usize::MAX), None);
+            assert_eq!(list.get(usize::MAX / 4), None);
+        }
+        assert!(Ipv4List::Wire(&wire[..3]).is_empty());
     }
 
     #[test]
