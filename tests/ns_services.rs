@@ -55,3 +55,57 @@ fn config_net_sets_up_the_namespace_and_ping_reaches_the_gateway() {
         "ping -6 2001:db8::1 through the tap"
     );
 }
+
+/// Runs busybox udhcpc once in `ns` on tap0 and returns what its script saw.
+fn udhcpc(ns: &TestNs, extra: &[&str]) -> String {
+    let dir = std::env::temp_dir().join(format!("passt-udhcpc-{}-{}", std::process::id(), ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("script.sh");
+    let out = dir.join("out.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain search=$search mtu=$mtu lease=$lease serverid=$serverid\" >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.to_str().unwrap().to_string();
+    let mut args = vec!["udhcpc", "-i", "tap0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", &script, "-O", "mtu", "-O", "search"];
+    args.extend_from_slice(extra);
+    let o = ns.exec("busybox", &args);
+    let seen = std::fs::read_to_string(&out).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(o.status.success(), "udhcpc failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    seen
+}
+
+#[test]
+fn busybox_udhcpc_gets_the_lease_and_options() {
+    let s = setup("svc-dhcp", &["dns=192.0.2.53", "dns=2001:db8::53", "search=example.org lab.example", "mtu=9000"]);
+    let seen = udhcpc(&s.guest, &[]);
+    let bound = seen.lines().find(|l| l.starts_with("bound")).unwrap_or_else(|| panic!("no lease: {seen}"));
+    for want in [
+        "ip=192.0.2.2",
+        "mask=24",
+        "router=192.0.2.1",
+        "dns=192.0.2.53",
+        "mtu=9000",
+        "serverid=192.0.2.1",
+        "search=example.org lab.example",
+    ] {
+        assert!(bound.contains(want), "{want} missing in: {bound}");
+    }
+    // With the broadcast flag requested (-B) too.
+    let seen = udhcpc(&s.guest, &["-B"]);
+    assert!(seen.contains("bound ip=192.0.2.2"), "{seen}");
+}
+
+#[test]
+fn no_dhcp_means_no_lease() {
+    let s = setup("svc-nodhcp", &["no-dhcp"]);
+    let o = s.guest.exec("busybox", &["udhcpc", "-i", "tap0", "-n", "-q", "-f", "-t", "2", "-T", "1", "-s", "/bin/true"]);
+    assert!(!o.status.success(), "udhcpc must not get a lease with no-dhcp");
+}

@@ -8,18 +8,19 @@
 use super::Core;
 use crate::config::Config;
 use crate::guestnet::GuestNet;
-use crate::services::arp;
+use crate::services::{arp, dhcp};
 use crate::stats::Drop;
 use crate::time::Instant;
 use crate::token::{Kind, Token};
 use crate::wire::ethernet::{self, EtherType};
 use crate::wire::{checksum, ipv4, ipv6, udp};
 use crate::tx::{finish_ip, l4_offset, L2};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The local services' settings and timers.
 pub(crate) struct Services {
-    pub(crate) no_dhcp: bool,
+    /// DHCPv4 server settings; `None` when IPv4 or DHCP is off.
+    pub(crate) dhcp: Option<dhcp::DhcpConfig>,
     pub(crate) no_ndp: bool,
     pub(crate) no_dhcpv6: bool,
     pub(crate) no_ra: bool,
@@ -28,8 +29,18 @@ pub(crate) struct Services {
 }
 
 impl Services {
-    pub(crate) fn new(cfg: &Config, _net: &GuestNet) -> Services {
-        Services { no_dhcp: cfg.no_dhcp, no_ndp: cfg.no_ndp, no_dhcpv6: cfg.no_dhcpv6, no_ra: cfg.no_ra, next_ra: None }
+    pub(crate) fn new(cfg: &Config, net: &GuestNet) -> Services {
+        let dhcp = net.v4.as_ref().filter(|_| !cfg.no_dhcp).map(|v4| dhcp::DhcpConfig {
+            guest_addr: v4.assigned,
+            prefix_len: v4.prefix_len,
+            router: Some(v4.gateway),
+            server_id: v4.gateway,
+            dns: if cfg.no_dhcp_dns { Vec::new() } else { v4.dns.clone() },
+            search: if cfg.no_dhcp_search { Vec::new() } else { net.search.clone() },
+            mtu: u16::try_from(net.mtu).ok(),
+            lease_secs: dhcp::DhcpConfig::DEFAULT_LEASE_SECS,
+        });
+        Services { dhcp, no_ndp: cfg.no_ndp, no_dhcpv6: cfg.no_dhcpv6, no_ra: cfg.no_ra, next_ra: None }
     }
 
     /// A guest appeared: advertise the router at once.
@@ -91,7 +102,6 @@ impl Core {
     }
 
     /// Queues a UDP datagram to the guest (local services' replies).
-    #[allow(dead_code)]
     fn queue_udp(&mut self, dst_mac: [u8; 6], src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         let v6 = src.is_ipv6();
         let off = l4_offset(v6);
@@ -231,11 +241,26 @@ impl Core {
         }
     }
 
-    fn handle_dhcp(&mut self, _msg: &[u8]) {
-        if self.services.no_dhcp {
-            return self.stats.drop(Drop::Disabled);
+    fn handle_dhcp(&mut self, msg: &[u8]) {
+        let Some(cfg) = &self.services.dhcp else { return self.stats.drop(Drop::Disabled) };
+        let mut out = [0u8; 1500];
+        match dhcp::handle(cfg, msg, &mut out) {
+            Ok(Some(reply)) => {
+                let (mac, ip) = if reply.broadcast {
+                    (ethernet::BROADCAST, Ipv4Addr::BROADCAST)
+                } else {
+                    (reply.dst_mac, reply.dst_ip)
+                };
+                log::debug!("DHCP: {:?} to {ip}", reply.kind);
+                let src = SocketAddr::new(cfg.server_id.into(), 67);
+                self.queue_udp(mac, src, SocketAddr::new(ip.into(), 68), &out[..reply.len]);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("DHCP: dropped a malformed message: {e}");
+                self.stats.drop(Drop::Malformed);
+            }
         }
-        self.stats.drop(Drop::Disabled);
     }
 
     fn handle_ndp(&mut self, _src: Ipv6Addr, _dst: Ipv6Addr, _hop_limit: u8, _msg: &[u8]) {

@@ -3,3 +3,4 @@
 //! Each takes a request's bytes and writes a reply into a caller's buffer.
 
 pub mod arp;
+pub mod dhcp;
