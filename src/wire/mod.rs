@@ -1,1 +1,3 @@
 //! (skeleton)
+pub mod dhcpv6;
+pub mod ndp;
