@@ -135,8 +135,22 @@ impl NdpConfig {
 /// flipped and ff:fe inserted in the middle.
 pub fn link_local_from_mac(mac: [u8; 6]) -> Ipv6Addr {
     Ipv6Addr::from([
-        0xfe, 0x80, 0, 0, 0, 0, 0, 0,
-        mac[0] ^ 0x02, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5],
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
     ])
 }
 
@@ -230,7 +244,10 @@ pub fn handle(
     out: &mut [u8],
 ) -> Result<Option<NdpReply>, NdpError> {
     let msg_type = ndp::MessageType::from(*msg.first().ok_or(ndp::Error::Truncated)?);
-    if !matches!(msg_type, ndp::MessageType::RouterSolicit | ndp::MessageType::NeighborSolicit) {
+    if !matches!(
+        msg_type,
+        ndp::MessageType::RouterSolicit | ndp::MessageType::NeighborSolicit
+    ) {
         log::trace!("ndp: ignoring {msg_type} from {src}");
         return Ok(None);
     }
@@ -249,9 +266,15 @@ pub fn handle(
         Repr::RouterSolicit { options } => {
             answer_router_solicit(cfg, src, options.source_lla(), out)
         }
-        Repr::NeighborSolicit { target, options } => {
-            answer_neighbor_solicit(cfg, src, dst, target, options.source_lla(), guest_addrs, out)
-        }
+        Repr::NeighborSolicit { target, options } => answer_neighbor_solicit(
+            cfg,
+            src,
+            dst,
+            target,
+            options.source_lla(),
+            guest_addrs,
+            out,
+        ),
         // parse_bytes only returns the message type we matched above.
         Repr::RouterAdvert { .. } | Repr::NeighborAdvert { .. } => Ok(None),
     }
@@ -275,7 +298,12 @@ fn answer_router_solicit(
     } else {
         (src, src_lla)
     };
-    Ok(Some(NdpReply { len, src_ip: cfg.our_ll, dst_ip, dst_mac }))
+    Ok(Some(NdpReply {
+        len,
+        src_ip: cfg.our_ll,
+        dst_ip,
+        dst_mac,
+    }))
 }
 
 fn answer_neighbor_solicit(
@@ -310,7 +338,12 @@ fn answer_neighbor_solicit(
     let option = NdpOption::TargetLla(cfg.our_mac);
     let tail = out.get_mut(header..).ok_or(NdpError::OutTooSmall)?;
     let len = header + option.emit(tail).map_err(|_| NdpError::OutTooSmall)?;
-    Ok(Some(NdpReply { len, src_ip: target, dst_ip: src, dst_mac: src_lla }))
+    Ok(Some(NdpReply {
+        len,
+        src_ip: target,
+        dst_ip: src,
+        dst_mac: src_lla,
+    }))
 }
 
 /// Writes an RA describing `cfg` at the start of `out` and returns its
@@ -324,7 +357,11 @@ pub fn build_ra(cfg: &NdpConfig, out: &mut [u8]) -> usize {
     if cfg.no_ra {
         return 0;
     }
-    let managed = if cfg.managed { RA_FLAG_MANAGED | RA_FLAG_OTHER } else { 0 };
+    let managed = if cfg.managed {
+        RA_FLAG_MANAGED | RA_FLAG_OTHER
+    } else {
+        0
+    };
     let ra = Repr::RouterAdvert {
         cur_hop_limit: RA_CUR_HOP_LIMIT,
         flags: managed,
@@ -333,7 +370,9 @@ pub fn build_ra(cfg: &NdpConfig, out: &mut [u8]) -> usize {
         retrans_timer: 0,
         options: ndp::Options::empty(),
     };
-    let Ok(mut len) = ra.emit_header(out) else { return 0 };
+    let Ok(mut len) = ra.emit_header(out) else {
+        return 0;
+    };
     let mut writer = OptionWriter { out, len: &mut len };
     if !writer.push(&NdpOption::SourceLla(cfg.our_mac)) {
         return 0;
@@ -346,11 +385,17 @@ pub fn build_ra(cfg: &NdpConfig, out: &mut [u8]) -> usize {
     }
     let room = writer.room();
     if let Some(servers) = rdnss_servers(&cfg.dns, room) {
-        writer.push(&NdpOption::Rdnss { lifetime: DNS_LIFETIME_SECS, servers });
+        writer.push(&NdpOption::Rdnss {
+            lifetime: DNS_LIFETIME_SECS,
+            servers,
+        });
     }
     let room = writer.room();
     if let Some(names) = dnssl_names(&cfg.search, room) {
-        writer.push(&NdpOption::Dnssl { lifetime: DNS_LIFETIME_SECS, names });
+        writer.push(&NdpOption::Dnssl {
+            lifetime: DNS_LIFETIME_SECS,
+            names,
+        });
     }
     len
 }
@@ -369,7 +414,9 @@ impl OptionWriter<'_, '_> {
 
     /// Writes `option` if it fits; reports whether it did.
     fn push(&mut self, option: &NdpOption<'_>) -> bool {
-        let Some(tail) = self.out.get_mut(*self.len..) else { return false };
+        let Some(tail) = self.out.get_mut(*self.len..) else {
+            return false;
+        };
         match option.emit(tail) {
             Ok(n) => {
                 *self.len += n;
@@ -391,7 +438,9 @@ fn prefix_info(prefix: Option<(Ipv6Addr, u8)>) -> Option<PrefixInfo> {
     if prefix_len > 128 || addr.is_multicast() || addr.is_unspecified() || is_link_local {
         return None;
     }
-    let mask = u128::MAX.checked_shl(128 - u32::from(prefix_len)).unwrap_or(0);
+    let mask = u128::MAX
+        .checked_shl(128 - u32::from(prefix_len))
+        .unwrap_or(0);
     let flags = if prefix_len == SLAAC_PREFIX_LEN {
         PREFIX_FLAG_ON_LINK | PREFIX_FLAG_AUTONOMOUS
     } else {

@@ -282,7 +282,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// RA: the Cur Hop Limit field.
     pub fn cur_hop_limit(&self) -> u8 {
-        self.bytes().get(field::RA_CUR_HOP_LIMIT).copied().unwrap_or(0)
+        self.bytes()
+            .get(field::RA_CUR_HOP_LIMIT)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// RA: the flags byte (M, O and reserved bits).
@@ -395,7 +398,12 @@ impl<T: AsRef<[u8]>> fmt::Display for Packet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Repr::parse(self) {
             Ok(repr) => write!(f, "{repr}"),
-            Err(e) => write!(f, "{} ({} bytes, invalid: {e})", self.msg_type(), self.bytes().len()),
+            Err(e) => write!(
+                f,
+                "{} ({} bytes, invalid: {e})",
+                self.msg_type(),
+                self.bytes().len()
+            ),
         }
     }
 }
@@ -669,7 +677,9 @@ fn write_name(f: &mut impl fmt::Write, encoded: &[u8]) -> fmt::Result {
             f.write_char('.')?;
         }
         first = false;
-        let label = encoded.get(at + 1..at + 1 + usize::from(len)).unwrap_or(&[]);
+        let label = encoded
+            .get(at + 1..at + 1 + usize::from(len))
+            .unwrap_or(&[]);
         for &b in label {
             if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
                 f.write_char(char::from(b))?;
@@ -730,7 +740,9 @@ impl DomainList<'_> {
         let mut out = Vec::new();
         let mut at = 0;
         while at < len {
-            let Ok(n) = check_one_name(&encoded[at..len]) else { break };
+            let Ok(n) = check_one_name(&encoded[at..len]) else {
+                break;
+            };
             let mut s = String::new();
             let _ = write_name(&mut s, &encoded[at..at + n]);
             out.push(s);
@@ -869,7 +881,10 @@ impl<'a> NdpOption<'a> {
                     names: DomainList::Wire(&names[..used]),
                 })
             }
-            _ => Ok(NdpOption::Unknown { kind, data: &bytes[2..] }),
+            _ => Ok(NdpOption::Unknown {
+                kind,
+                data: &bytes[2..],
+            }),
         }
     }
 
@@ -970,7 +985,9 @@ impl fmt::Display for NdpOption<'_> {
                 p.preferred_lifetime
             ),
             NdpOption::Mtu(m) => write!(f, "mtu={m}"),
-            NdpOption::Rdnss { lifetime, servers } => write!(f, "rdnss={servers} lifetime={lifetime}"),
+            NdpOption::Rdnss { lifetime, servers } => {
+                write!(f, "rdnss={servers} lifetime={lifetime}")
+            }
             NdpOption::Dnssl { lifetime, names } => write!(f, "dnssl={names} lifetime={lifetime}"),
             NdpOption::Unknown { kind, data } => write!(f, "option{kind}[{}]", data.len() + 2),
         }
@@ -1055,10 +1072,16 @@ impl<'a> Repr<'a> {
                 Ok(if msg_type == MessageType::NeighborSolicit {
                     Repr::NeighborSolicit { target, options }
                 } else {
-                    Repr::NeighborAdvert { flags: packet.na_flags(), target, options }
+                    Repr::NeighborAdvert {
+                        flags: packet.na_flags(),
+                        target,
+                        options,
+                    }
                 })
             }
-            MessageType::Redirect | MessageType::Unknown(_) => Err(Error::UnknownType(msg_type.into())),
+            MessageType::Redirect | MessageType::Unknown(_) => {
+                Err(Error::UnknownType(msg_type.into()))
+            }
         }
     }
 
@@ -1136,19 +1159,40 @@ impl fmt::Display for Repr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Repr::RouterSolicit { .. } => f.write_str("RS")?,
-            Repr::RouterAdvert { cur_hop_limit, flags, router_lifetime, .. } => write!(
+            Repr::RouterAdvert {
+                cur_hop_limit,
+                flags,
+                router_lifetime,
+                ..
+            } => write!(
                 f,
                 "RA hop={cur_hop_limit}{}{} lifetime={router_lifetime}",
-                if flags & RA_FLAG_MANAGED != 0 { " M" } else { "" },
+                if flags & RA_FLAG_MANAGED != 0 {
+                    " M"
+                } else {
+                    ""
+                },
                 if flags & RA_FLAG_OTHER != 0 { " O" } else { "" },
             )?,
             Repr::NeighborSolicit { target, .. } => write!(f, "NS target={target}")?,
             Repr::NeighborAdvert { flags, target, .. } => write!(
                 f,
                 "NA target={target}{}{}{}",
-                if flags & NA_FLAG_ROUTER != 0 { " R" } else { "" },
-                if flags & NA_FLAG_SOLICITED != 0 { " S" } else { "" },
-                if flags & NA_FLAG_OVERRIDE != 0 { " O" } else { "" },
+                if flags & NA_FLAG_ROUTER != 0 {
+                    " R"
+                } else {
+                    ""
+                },
+                if flags & NA_FLAG_SOLICITED != 0 {
+                    " S"
+                } else {
+                    ""
+                },
+                if flags & NA_FLAG_OVERRIDE != 0 {
+                    " O"
+                } else {
+                    ""
+                },
             )?,
         }
         for option in self.options().iter() {
@@ -1167,7 +1211,9 @@ pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 /// ff02::1:ff00:0/104 plus its low 24 bits.
 pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
-    Ipv6Addr::from([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]])
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+    ])
 }
 
 /// The Ethernet address of an IPv6 multicast group (RFC 2464 §7):
@@ -1176,4 +1222,3 @@ pub fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
     let o = group.octets();
     [0x33, 0x33, o[12], o[13], o[14], o[15]]
 }
-
