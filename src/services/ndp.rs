@@ -134,24 +134,11 @@ impl NdpConfig {
 /// `mac` (RFC 4291 Appendix A, RFC 2464 §4-5): the universal/local bit
 /// flipped and ff:fe inserted in the middle.
 pub fn link_local_from_mac(mac: [u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        mac[0] ^ 0x02,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ])
+    let [a, b, c, d, e, f] = mac;
+    let mut octets = [0u8; 16];
+    octets[..2].copy_from_slice(&[0xfe, 0x80]);
+    octets[8..].copy_from_slice(&[a ^ 0x02, b, c, 0xff, 0xfe, d, e, f]);
+    Ipv6Addr::from(octets)
 }
 
 /// Where a reply written into `out` goes. The engine wraps `out[..len]` in
@@ -478,4 +465,350 @@ fn dnssl_names(search: &[String], room: usize) -> Option<DomainList<'_>> {
     }
     let names = DomainList::Names(search.get(..count)?);
     (!names.is_empty()).then_some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ndp::tests::{mutate, Rng, RA};
+    use crate::wire::ndp::ALL_ROUTERS;
+
+    const OUR_MAC: [u8; 6] = [0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55];
+    const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// The configuration the RA fixture of `wire::ndp` describes.
+    fn full_config() -> NdpConfig {
+        NdpConfig {
+            prefix: Some((ip("2001:db8:1:2::"), 64)),
+            mtu: Some(65520),
+            dns: vec![ip("2001:db8::53")],
+            search: vec!["example.com".into()],
+            managed: true,
+            ..NdpConfig::new(OUR_MAC)
+        }
+    }
+
+    fn guest_ll() -> Ipv6Addr {
+        link_local_from_mac(GUEST_MAC)
+    }
+
+    #[rustfmt::skip]
+    fn rs(with_slla: bool) -> Vec<u8> {
+        let mut m = vec![
+            0x85, 0x00, 0x00, 0x00, // RS, code 0, checksum
+            0x00, 0x00, 0x00, 0x00, // reserved
+        ];
+        if with_slla {
+            m.extend_from_slice(&[0x01, 0x01]); // SLLA, 1 unit
+            m.extend_from_slice(&GUEST_MAC);
+        }
+        m
+    }
+
+    #[rustfmt::skip]
+    fn ns(target: Ipv6Addr, with_slla: bool) -> Vec<u8> {
+        let mut m = vec![
+            0x87, 0x00, 0x00, 0x00, // NS, code 0, checksum
+            0x00, 0x00, 0x00, 0x00, // reserved
+        ];
+        m.extend_from_slice(&target.octets());
+        if with_slla {
+            m.extend_from_slice(&[0x01, 0x01]);
+            m.extend_from_slice(&GUEST_MAC);
+        }
+        m
+    }
+
+    /// Runs `handle` on a buffer followed by guard bytes, checking they
+    /// stay untouched.
+    fn run(
+        cfg: &NdpConfig,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        msg: &[u8],
+        guest: &[Ipv6Addr],
+        out_len: usize,
+    ) -> (Result<Option<NdpReply>, NdpError>, Vec<u8>) {
+        let mut buf = vec![0xa5u8; out_len + 64];
+        let result = handle(cfg, src, dst, hop_limit, msg, guest, &mut buf[..out_len]);
+        assert!(buf[out_len..].iter().all(|&b| b == 0xa5), "wrote past out");
+        if let Ok(Some(reply)) = result {
+            assert!(reply.len <= out_len);
+        }
+        (result, buf)
+    }
+
+    #[test]
+    fn link_local_is_modified_eui64() {
+        assert_eq!(link_local_from_mac(GUEST_MAC), ip("fe80::5054:ff:fe12:3456"));
+        assert_eq!(link_local_from_mac(OUR_MAC), ip("fe80::9855:9aff:fe55:9a55"));
+    }
+
+    #[test]
+    fn build_ra_matches_the_hand_built_fixture() {
+        let mut out = [0u8; 1500];
+        let len = build_ra(&full_config(), &mut out);
+        assert_eq!(&out[..len], RA);
+    }
+
+    #[test]
+    fn minimal_ra_has_only_our_address() {
+        let cfg = NdpConfig { mtu: Some(1279), ..NdpConfig::new(OUR_MAC) };
+        let mut out = [0u8; 1500];
+        let len = build_ra(&cfg, &mut out);
+        #[rustfmt::skip]
+        let want = [
+            0x86, 0x00, 0x00, 0x00, // RA, checksum left zero
+            0x40, 0x00, 0x23, 0x28, // hop limit 64, no M/O, lifetime 9000
+            0, 0, 0, 0, 0, 0, 0, 0, // reachable, retrans: unspecified
+            0x01, 0x01, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55, // SLLA
+        ];
+        assert_eq!(&out[..len], &want);
+        assert_eq!(build_ra(&NdpConfig { no_ra: true, ..cfg.clone() }, &mut out), 0);
+        assert_eq!(build_ra(&cfg, &mut out[..23]), 0);
+    }
+
+    #[test]
+    fn prefix_option_rules() {
+        let prefix_of = |prefix| {
+            let cfg = NdpConfig { prefix, ..NdpConfig::new(OUR_MAC) };
+            let mut out = [0u8; 200];
+            let len = build_ra(&cfg, &mut out);
+            let repr = Repr::parse_bytes(&out[..len]).unwrap();
+            let found = repr.options().iter().find_map(|o| match o {
+                NdpOption::PrefixInfo(p) => Some(p),
+                _ => None,
+            });
+            found
+        };
+        let p = prefix_of(Some((ip("2001:db8:1:2:3::"), 48))).unwrap();
+        assert_eq!((p.prefix, p.prefix_len), (ip("2001:db8:1::"), 48));
+        assert!(p.on_link() && !p.autonomous(), "no SLAAC for a /48");
+        let p = prefix_of(Some((ip("2001:db8::1"), 64))).unwrap();
+        assert_eq!(p.prefix, ip("2001:db8::"));
+        assert!(p.on_link() && p.autonomous());
+        assert_eq!((p.valid_lifetime, p.preferred_lifetime), (INFINITE_LIFETIME, INFINITE_LIFETIME));
+        assert_eq!(prefix_of(Some((ip("2001:db8::1"), 0))).unwrap().prefix, ip("::"));
+        assert_eq!(prefix_of(Some((ip("2001:db8::1"), 128))).unwrap().prefix, ip("2001:db8::1"));
+        assert_eq!(prefix_of(Some((ip("2001:db8::"), 129))), None);
+        assert_eq!(prefix_of(Some((ip("fe80::"), 64))), None);
+        assert_eq!(prefix_of(Some((ip("ff02::"), 64))), None);
+        assert_eq!(prefix_of(None), None);
+    }
+
+    #[test]
+    fn dns_options_shrink_to_fit() {
+        let cfg = NdpConfig {
+            dns: (1..=200u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)).collect(),
+            search: (0..300).map(|i| format!("d{i}.example")).collect(),
+            ..full_config()
+        };
+        for out_len in [1280 - 48, 1500 - 48, 9000] {
+            let mut out = vec![0u8; out_len];
+            let len = build_ra(&cfg, &mut out);
+            let repr = Repr::parse_bytes(&out[..len]).unwrap();
+            let servers = repr.options().iter().find_map(|o| match o {
+                NdpOption::Rdnss { servers, .. } => Some(servers.len()),
+                _ => None,
+            });
+            // Header 16, SLLA 8, MTU 8, prefix 32: 64 bytes before RDNSS.
+            let want = ((out_len - 64 - 8) / 16).min(127);
+            assert_eq!(servers, Some(want), "out {out_len}");
+            if out_len == 9000 {
+                let names = repr.options().iter().find_map(|o| match o {
+                    NdpOption::Dnssl { names, .. } => Some(names.to_strings()),
+                    _ => None,
+                });
+                let names = names.unwrap();
+                assert_eq!(names[0], "d0.example");
+                assert!(names.len() > 100 && names.len() < 300);
+            }
+        }
+    }
+
+    #[test]
+    fn router_solicit_gets_unicast_ra() {
+        let cfg = full_config();
+        let (result, buf) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(true), &[], 1500);
+        let reply = result.unwrap().unwrap();
+        assert_eq!(reply, NdpReply { len: RA.len(), src_ip: cfg.our_ll, dst_ip: guest_ll(), dst_mac: Some(GUEST_MAC) });
+        assert_eq!(&buf[..reply.len], RA);
+        // Without SLLA the engine falls back to the frame's source.
+        let (result, _) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(false), &[], 1500);
+        let reply = result.unwrap().unwrap();
+        assert_eq!(reply.dst_mac, None);
+        assert_eq!(reply.dst_mac_or(GUEST_MAC), GUEST_MAC);
+    }
+
+    #[test]
+    fn router_solicit_from_unspecified_gets_multicast_ra() {
+        let cfg = full_config();
+        let (result, _) = run(&cfg, Ipv6Addr::UNSPECIFIED, ALL_ROUTERS, 255, &rs(false), &[], 1500);
+        let reply = result.unwrap().unwrap();
+        assert_eq!((reply.dst_ip, reply.dst_mac), (ALL_NODES, None));
+        assert_eq!(reply.dst_mac_or(GUEST_MAC), [0x33, 0x33, 0, 0, 0, 1]);
+        // RFC 4861 §6.1.1: no SLLA option from the unspecified address.
+        let (result, _) = run(&cfg, Ipv6Addr::UNSPECIFIED, ALL_ROUTERS, 255, &rs(true), &[], 1500);
+        assert_eq!(result, Err(NdpError::LlaFromUnspecified));
+    }
+
+    #[test]
+    fn router_solicit_ignored_with_no_ra() {
+        let cfg = NdpConfig { no_ra: true, ..full_config() };
+        let (result, buf) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(true), &[], 1500);
+        assert_eq!(result, Ok(None));
+        assert!(buf.iter().all(|&b| b == 0xa5));
+    }
+
+    #[test]
+    fn wrong_hop_limit_is_dropped() {
+        let cfg = full_config();
+        for hop in [0, 1, 64, 254] {
+            let (result, _) = run(&cfg, guest_ll(), ALL_ROUTERS, hop, &rs(true), &[], 1500);
+            assert_eq!(result, Err(NdpError::BadHopLimit(hop)));
+            let target = ip("2001:db8::1");
+            let (result, _) = run(&cfg, guest_ll(), target, hop, &ns(target, true), &[], 1500);
+            assert_eq!(result, Err(NdpError::BadHopLimit(hop)));
+        }
+    }
+
+    #[test]
+    fn neighbor_solicit_gets_solicited_na() {
+        let cfg = full_config();
+        let target = ip("2001:db8:1:2::1");
+        let (result, buf) =
+            run(&cfg, guest_ll(), ndp::solicited_node(target), 255, &ns(target, true), &[ip("2001:db8:1:2::99")], 1500);
+        let reply = result.unwrap().unwrap();
+        assert_eq!(reply, NdpReply { len: 32, src_ip: target, dst_ip: guest_ll(), dst_mac: Some(GUEST_MAC) });
+        #[rustfmt::skip]
+        let want = [
+            0x88, 0x00, 0x00, 0x00, // NA, checksum left zero
+            0xe0, 0x00, 0x00, 0x00, // Router, Solicited, Override
+            0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0x01, // target
+            0x02, 0x01, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55, // TLLA: our MAC
+        ];
+        assert_eq!(&buf[..32], &want);
+        // Unicast NS (neighbour unreachability detection) for our
+        // link-local address, without SLLA.
+        let (result, _) = run(&cfg, guest_ll(), cfg.our_ll, 255, &ns(cfg.our_ll, false), &[], 1500);
+        let reply = result.unwrap().unwrap();
+        assert_eq!((reply.src_ip, reply.dst_ip, reply.dst_mac), (cfg.our_ll, guest_ll(), None));
+    }
+
+    #[test]
+    fn dad_probe_is_never_answered() {
+        let cfg = full_config();
+        let tentative = ip("2001:db8:1:2:5054:ff:fe12:3456");
+        let (result, buf) =
+            run(&cfg, Ipv6Addr::UNSPECIFIED, ndp::solicited_node(tentative), 255, &ns(tentative, false), &[], 1500);
+        assert_eq!(result, Ok(None));
+        assert!(buf.iter().all(|&b| b == 0xa5));
+        // Even for an address that is not the guest's.
+        let other = ip("2001:db8:1:2::7");
+        let (result, _) =
+            run(&cfg, Ipv6Addr::UNSPECIFIED, ndp::solicited_node(other), 255, &ns(other, false), &[], 1500);
+        assert_eq!(result, Ok(None));
+        // A DAD probe carrying SLLA is invalid.
+        let (result, _) =
+            run(&cfg, Ipv6Addr::UNSPECIFIED, ndp::solicited_node(other), 255, &ns(other, true), &[], 1500);
+        assert_eq!(result, Err(NdpError::LlaFromUnspecified));
+    }
+
+    #[test]
+    fn neighbor_solicit_for_the_guests_own_address_is_not_answered() {
+        let cfg = full_config();
+        let own = ip("2001:db8:1:2:5054:ff:fe12:3456");
+        let guest = [guest_ll(), own];
+        for target in guest {
+            let (result, _) = run(&cfg, own, ndp::solicited_node(target), 255, &ns(target, true), &guest, 1500);
+            assert_eq!(result, Ok(None), "{target}");
+        }
+    }
+
+    #[test]
+    fn invalid_neighbor_solicits() {
+        let cfg = full_config();
+        let src = guest_ll();
+        let (result, _) = run(&cfg, src, ALL_NODES, 255, &ns(ALL_NODES, true), &[], 1500);
+        assert_eq!(result, Err(NdpError::Malformed(ndp::Error::MulticastTarget)));
+        let unspec = Ipv6Addr::UNSPECIFIED;
+        let (result, _) = run(&cfg, src, ndp::solicited_node(unspec), 255, &ns(unspec, true), &[], 1500);
+        assert_eq!(result, Err(NdpError::BadTarget));
+        let target = ip("2001:db8::1");
+        let (result, _) = run(&cfg, src, ALL_NODES, 255, &ns(target, true), &[], 1500);
+        assert_eq!(result, Err(NdpError::BadDestination));
+        let (result, _) = run(&cfg, ALL_NODES, target, 255, &ns(target, false), &[], 1500);
+        assert_eq!(result, Err(NdpError::MulticastSource));
+        let mut zero_len = ns(target, true);
+        zero_len[25] = 0;
+        let (result, _) = run(&cfg, src, target, 255, &zero_len, &[], 1500);
+        assert_eq!(result, Err(NdpError::Malformed(ndp::Error::ZeroLengthOption)));
+        let (result, _) = run(&cfg, src, target, 255, &ns(target, true)[..30], &[], 1500);
+        assert_eq!(result, Err(NdpError::Malformed(ndp::Error::OptionPastEnd)));
+        let (result, _) = run(&cfg, src, target, 255, &[], &[], 1500);
+        assert_eq!(result, Err(NdpError::Malformed(ndp::Error::Truncated)));
+    }
+
+    #[test]
+    fn guest_ras_nas_and_redirects_are_ignored() {
+        let cfg = full_config();
+        let na = [0x88, 0, 0, 0, 0x20, 0, 0, 0, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        for msg in [RA, &na[..], &[137u8; 40][..], &[128u8, 0, 0, 0][..]] {
+            let (result, _) = run(&cfg, guest_ll(), ALL_NODES, 255, msg, &[], 1500);
+            assert_eq!(result, Ok(None));
+        }
+    }
+
+    #[test]
+    fn small_out_buffer_is_an_error_not_an_overflow() {
+        let cfg = full_config();
+        let target = ip("2001:db8::1");
+        for out_len in 0..32 {
+            let (result, _) = run(&cfg, guest_ll(), target, 255, &ns(target, true), &[], out_len);
+            assert_eq!(result, Err(NdpError::OutTooSmall), "{out_len}");
+        }
+        for out_len in 0..24 {
+            let (result, _) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(true), &[], out_len);
+            assert_eq!(result, Err(NdpError::OutTooSmall), "{out_len}");
+        }
+        // From 24 bytes on, an RA goes out with the options that fit.
+        for out_len in 24..RA.len() {
+            let (result, buf) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(true), &[], out_len);
+            let reply = result.unwrap().unwrap();
+            assert!(Repr::parse_bytes(&buf[..reply.len]).is_ok());
+        }
+    }
+
+    #[test]
+    fn fuzz_handle_never_panics_nor_overflows() {
+        let mut rng = Rng::new(0x7061_7373_742d_6e64);
+        let cfg = full_config();
+        let target = ip("2001:db8:1:2::1");
+        let fixtures = [&rs(true)[..], &rs(false)[..], &ns(target, true)[..], &ns(target, false)[..], RA];
+        let fixtures: Vec<Vec<u8>> = fixtures.iter().map(|f| f.to_vec()).collect();
+        let fixtures: Vec<&[u8]> = fixtures.iter().map(|f| &f[..]).collect();
+        let addrs = [Ipv6Addr::UNSPECIFIED, guest_ll(), target, ALL_NODES, ndp::solicited_node(target), cfg.our_ll];
+        let mut answered = 0;
+        for _ in 0..10_000 {
+            let msg = mutate(&mut rng, &fixtures);
+            let src = addrs[rng.below(addrs.len())];
+            let dst = addrs[rng.below(addrs.len())];
+            let hop = if rng.below(10) == 0 { rng.byte() } else { 255 };
+            let out_len = if rng.below(4) == 0 { rng.below(120) } else { 1500 };
+            let (result, buf) = run(&cfg, src, dst, hop, &msg, &[guest_ll()], out_len);
+            if let Ok(Some(reply)) = result {
+                answered += 1;
+                // Every reply is a valid NDP message.
+                let repr = Repr::parse_bytes(&buf[..reply.len]).unwrap();
+                assert!(matches!(repr, Repr::RouterAdvert { .. } | Repr::NeighborAdvert { .. }));
+                assert!(!reply.dst_ip.is_unspecified());
+            }
+        }
+        assert!(answered > 400, "only {answered} replies");
+    }
 }
