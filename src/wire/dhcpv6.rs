@@ -886,3 +886,254 @@ impl fmt::Display for Repr<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::wire::ndp::tests::{mutate, Rng};
+
+    /// The guest kit's SOLICIT (lib/kit.sh, kit_dhcpv6) from 52:54:00:12:34:56.
+    #[rustfmt::skip]
+    pub(crate) const KIT_SOLICIT: &[u8] = &[
+        0x01, 0xa1, 0xb2, 0xc3, // SOLICIT, transaction id a1b2c3
+        // 4: client id, 10 bytes: DUID-LL (3), Ethernet (1), MAC
+        0x00, 0x01, 0x00, 0x0a, 0x00, 0x03, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56,
+        // 18: IA_NA, 12 bytes: IAID 1, T1 0, T2 0
+        0x00, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+        // 34: elapsed time 0
+        0x00, 0x08, 0x00, 0x02, 0x00, 0x00,
+        // 40: option request: DNS servers (23)
+        0x00, 0x06, 0x00, 0x02, 0x00, 0x17,
+    ];
+    /// Option boundaries of KIT_SOLICIT: (offset, code of the option there).
+    const SOLICIT_OPTIONS: &[(usize, u16)] = &[(4, 1), (18, 3), (34, 8), (40, 6), (46, 0)];
+
+    /// The kit's REQUEST, with the server id of 9a:55:9a:55:9a:55.
+    #[rustfmt::skip]
+    pub(crate) const KIT_REQUEST: &[u8] = &[
+        0x03, 0xd4, 0xe5, 0xf6, // REQUEST, transaction id d4e5f6
+        0x00, 0x01, 0x00, 0x0a, 0x00, 0x03, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56,
+        // server id: DUID-LL of our MAC
+        0x00, 0x02, 0x00, 0x0a, 0x00, 0x03, 0x00, 0x01, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55,
+        0x00, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x00, 0x08, 0x00, 0x02, 0x00, 0x00,
+        0x00, 0x06, 0x00, 0x02, 0x00, 0x17,
+    ];
+
+    /// A REPLY with an address, a status, DNS servers and a search list.
+    #[rustfmt::skip]
+    const REPLY: &[u8] = &[
+        0x07, 0x00, 0x00, 0x2a, // REPLY, transaction id 42
+        0x00, 0x01, 0x00, 0x03, 0x00, 0x04, 0xaa, // client id: a 3-byte DUID (type 4)
+        // IA_NA, 12 + 28 + 8 = 48 bytes: IAID 7, T1 3600, T2 5400
+        0x00, 0x03, 0x00, 0x30, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x0e, 0x10, 0x00, 0x00, 0x15, 0x18,
+        //   IA Address 2001:db8::5, preferred 7200, valid 10800
+        0x00, 0x05, 0x00, 0x18,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x05,
+        0x00, 0x00, 0x1c, 0x20, 0x00, 0x00, 0x2a, 0x30,
+        //   status Success, message "ok"
+        0x00, 0x0d, 0x00, 0x04, 0x00, 0x00, b'o', b'k',
+        // DNS servers: 2001:db8::53
+        0x00, 0x17, 0x00, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
+        // domain list: "a.example", "b"
+        0x00, 0x18, 0x00, 0x0e,
+        0x01, b'a', 0x07, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0x00, 0x01, b'b', 0x00,
+    ];
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn kit_solicit_fields_and_round_trip() {
+        let packet = Packet::new_checked(KIT_SOLICIT).unwrap();
+        assert_eq!(packet.msg_type(), MessageType::Solicit);
+        assert_eq!(packet.transaction_id(), 0xa1b2c3);
+        assert!(packet.has_option(code::IA_NA) && !packet.has_option(code::SERVERID));
+        let repr = Repr::parse(KIT_SOLICIT).unwrap();
+        assert_eq!(repr.client_id, Some(&KIT_SOLICIT[8..18]));
+        assert_eq!(repr.server_id, None);
+        let ia = repr.ia_na.unwrap();
+        assert_eq!((ia.iaid, ia.t1, ia.t2, ia.addrs.len(), ia.status), (1, 0, 0, 0, None));
+        assert_eq!(repr.elapsed_time, Some(0));
+        assert_eq!(repr.requested.unwrap().iter().collect::<Vec<_>>(), vec![code::DNS_SERVERS]);
+        assert!(!repr.rapid_commit);
+        let mut out = vec![0u8; repr.buffer_len()];
+        assert_eq!(repr.emit(&mut out), Ok(KIT_SOLICIT.len()));
+        assert_eq!(&out[..], KIT_SOLICIT);
+        let repr = Repr::parse(KIT_REQUEST).unwrap();
+        assert_eq!(repr.server_id, Some(&KIT_REQUEST[22..32]));
+        let mut out = vec![0u8; repr.buffer_len()];
+        assert_eq!(repr.emit(&mut out), Ok(KIT_REQUEST.len()));
+        assert_eq!(&out[..], KIT_REQUEST);
+    }
+
+    #[test]
+    fn reply_built_from_parts_matches_fixture() {
+        let addrs = [IaAddr { addr: ip("2001:db8::5"), preferred_lifetime: 7200, valid_lifetime: 10800 }];
+        let dns = [ip("2001:db8::53")];
+        let search = ["a.example".to_string(), "b.".to_string()];
+        let repr = Repr {
+            client_id: Some(&[0, 4, 0xaa]),
+            ia_na: Some(IaNa {
+                iaid: 7,
+                t1: 3600,
+                t2: 5400,
+                addrs: IaAddrList::Addrs(&addrs),
+                status: Some(Status { code: StatusCode::Success, message: b"ok" }),
+            }),
+            dns_servers: Some(Ipv6List::Addrs(&dns)),
+            domain_list: Some(DomainList::Names(&search)),
+            ..Repr::new(MessageType::Reply, 42)
+        };
+        assert_eq!(repr.buffer_len(), REPLY.len());
+        let mut out = vec![0u8; REPLY.len()];
+        assert_eq!(repr.emit(&mut out), Ok(REPLY.len()));
+        assert_eq!(&out[..], REPLY);
+        let parsed = Repr::parse(REPLY).unwrap();
+        assert_eq!(parsed, repr);
+        assert_eq!(parsed.domain_list.unwrap().to_strings(), vec!["a.example", "b"]);
+        assert_eq!(
+            parsed.to_string(),
+            "REPLY xid=00002a cid=0004aa ia_na=7 t1=3600 t2=5400 addr=2001:db8::5 pref=7200 \
+             valid=10800 ia_status=0 dns=2001:db8::53 search=a.example,b"
+        );
+    }
+
+    #[test]
+    fn truncated_at_every_length() {
+        for len in 0..KIT_SOLICIT.len() {
+            let got = Repr::parse(&KIT_SOLICIT[..len]).map(|_| ());
+            let want = if len < HEADER_LEN {
+                Err(Error::Truncated)
+            } else {
+                // The option that starts at or before `len`.
+                let &(start, code) = SOLICIT_OPTIONS.iter().rev().find(|(at, _)| *at <= len).unwrap();
+                match len - start {
+                    0 => Ok(()),
+                    1..=3 => Err(Error::OptionPastEnd { code: None }),
+                    _ => Err(Error::OptionPastEnd { code: Some(code) }),
+                }
+            };
+            assert_eq!(got, want, "len {len}");
+        }
+    }
+
+    /// Parses and forgets the result but for its error.
+    fn check(msg: &[u8]) -> Result<(), Error> {
+        Repr::parse(msg).map(|_| ())
+    }
+
+    /// KIT_SOLICIT's header followed by `options`.
+    fn solicit_with(options: &[u8]) -> Vec<u8> {
+        let mut m = KIT_SOLICIT[..4].to_vec();
+        m.extend_from_slice(options);
+        m
+    }
+
+    #[test]
+    fn option_length_zero() {
+        // A client id of length 0 is no DUID.
+        let got = check(&solicit_with(&[0, 1, 0, 0]));
+        assert_eq!(got, Err(Error::BadOptionLength { code: code::CLIENTID, len: 0 }));
+        // Elapsed time needs 2 bytes, IA_NA 12, status 2.
+        for c in [code::ELAPSED_TIME, code::IA_NA, code::STATUS_CODE, code::PREFERENCE, code::SERVERID] {
+            let [h, l] = c.to_be_bytes();
+            assert_eq!(check(&solicit_with(&[h, l, 0, 0])), Err(Error::BadOptionLength { code: c, len: 0 }));
+        }
+        // Empty is right for Rapid Commit and harmless for unknown options.
+        assert!(Repr::parse(&solicit_with(&[0, 14, 0, 0])).map(|r| r.rapid_commit) == Ok(true));
+        assert!(check(&solicit_with(&[0x12, 0x34, 0, 0])).is_ok());
+        // Rapid Commit with data is not.
+        let got = check(&solicit_with(&[0, 14, 0, 1, 0]));
+        assert_eq!(got, Err(Error::BadOptionLength { code: code::RAPID_COMMIT, len: 1 }));
+    }
+
+    #[test]
+    fn option_past_end() {
+        // Top level: claims 16 bytes, has 2.
+        let got = check(&solicit_with(&[0, 1, 0, 16, 0, 3]));
+        assert_eq!(got, Err(Error::OptionPastEnd { code: Some(code::CLIENTID) }));
+        // Inside an IA_NA: an IA Address claiming 24 bytes in a 16-byte IA.
+        #[rustfmt::skip]
+        let ia = [
+            0, 3, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, // IA_NA of 16 bytes
+            0, 5, 0, 24,                                     // IAADDR header, no room
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // (outside the IA_NA)
+        ];
+        // The bytes after the IA_NA are an option run too: make them a
+        // harmless unknown option so only the nested overrun can fail.
+        let mut m = solicit_with(&ia[..20]);
+        m.extend_from_slice(&[0x7f, 0x7f, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(check(&m), Err(Error::OptionPastEnd { code: Some(code::IAADDR) }));
+        // A sub-option of an IA Address running past it.
+        let mut ia = vec![0, 3, 0, 44, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 28];
+        ia.extend_from_slice(&[0; 24]);
+        ia.extend_from_slice(&[0, 13, 0, 9]);
+        assert_eq!(check(&solicit_with(&ia)), Err(Error::OptionPastEnd { code: Some(code::STATUS_CODE) }));
+    }
+
+    #[test]
+    fn bad_lengths_of_known_options() {
+        let mut ia = vec![0, 3, 0, 36, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 20];
+        ia.extend_from_slice(&[0; 20]);
+        assert_eq!(check(&solicit_with(&ia)), Err(Error::BadOptionLength { code: code::IAADDR, len: 20 }));
+        let oro = [0, 6, 0, 3, 0, 23, 0];
+        assert_eq!(check(&solicit_with(&oro)), Err(Error::BadOptionLength { code: code::ORO, len: 3 }));
+        let mut dns = vec![0, 23, 0, 17];
+        dns.extend_from_slice(&[0; 17]);
+        assert_eq!(check(&solicit_with(&dns)), Err(Error::BadOptionLength { code: 23, len: 17 }));
+        let mut duid = vec![0, 1, 0, 131];
+        duid.extend_from_slice(&[0; 131]);
+        assert_eq!(check(&solicit_with(&duid)), Err(Error::BadOptionLength { code: 1, len: 131 }));
+        let domain = [0, 24, 0, 3, 0xc0, 0x0c, 0];
+        assert_eq!(check(&solicit_with(&domain)), Err(Error::BadDomainName));
+        let domain = [0, 24, 0, 3, 1, b'a', 0, 0];
+        assert_eq!(check(&solicit_with(&domain[..7])), Ok(()));
+        let domain = [0, 24, 0, 4, 1, b'a', 0, 0];
+        assert_eq!(check(&solicit_with(&domain)), Err(Error::BadDomainName));
+        let ia_pd = [0, 25, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert_eq!(check(&solicit_with(&ia_pd)), Err(Error::BadOptionLength { code: 25, len: 8 }));
+    }
+
+    #[test]
+    fn relay_and_repeated_options() {
+        assert_eq!(Repr::parse(&[12; 40]), Err(Error::RelayMessage));
+        assert_eq!(Repr::parse(&[13; 40]), Err(Error::RelayMessage));
+        // Only the first client id counts.
+        let m = solicit_with(&[0, 1, 0, 3, 0, 4, 1, 0, 1, 0, 3, 0, 4, 2]);
+        assert_eq!(Repr::parse(&m).unwrap().client_id, Some(&[0u8, 4, 1][..]));
+    }
+
+    #[test]
+    fn emit_never_writes_past_the_buffer() {
+        let repr = Repr::parse(REPLY).unwrap();
+        for len in 0..REPLY.len() {
+            let mut buf = vec![0xa5u8; REPLY.len() + 8];
+            assert_eq!(repr.emit(&mut buf[..len]), Err(Error::BufferTooSmall));
+            assert!(buf[len..].iter().all(|&b| b == 0xa5), "len {len}");
+        }
+        let many = vec![Ipv6Addr::LOCALHOST; 4096];
+        let repr = Repr { dns_servers: Some(Ipv6List::Addrs(&many)), ..Repr::new(MessageType::Reply, 1) };
+        let mut big = vec![0u8; repr.buffer_len()];
+        assert_eq!(repr.emit(&mut big), Err(Error::OptionTooLong));
+    }
+
+    #[test]
+    fn fuzz_parse_never_panics_and_round_trips() {
+        let mut rng = Rng::new(0x6468_6370_7636_2121);
+        let mut parsed = 0;
+        for _ in 0..10_000 {
+            let msg = mutate(&mut rng, &[KIT_SOLICIT, KIT_REQUEST, REPLY]);
+            let packet = Packet::new_unchecked(&msg[..]);
+            let _ = (packet.transaction_id(), packet.has_option(code::IA_PD), packet.to_string());
+            let Ok(repr) = Repr::parse(&msg) else { continue };
+            parsed += 1;
+            let _ = repr.to_string();
+            let mut out = vec![0u8; repr.buffer_len()];
+            assert_eq!(repr.emit(&mut out), Ok(out.len()));
+            assert_eq!(Repr::parse(&out), Ok(repr), "{msg:02x?}");
+        }
+        assert!(parsed > 1000, "only {parsed} valid messages");
+    }
+}
