@@ -8,7 +8,7 @@
 use super::Core;
 use crate::config::Config;
 use crate::guestnet::GuestNet;
-use crate::services::{arp, dhcp};
+use crate::services::{arp, dhcp, dhcpv6, ndp};
 use crate::stats::Drop;
 use crate::time::Instant;
 use crate::token::{Kind, Token};
@@ -21,9 +21,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub(crate) struct Services {
     /// DHCPv4 server settings; `None` when IPv4 or DHCP is off.
     pub(crate) dhcp: Option<dhcp::DhcpConfig>,
-    pub(crate) no_ndp: bool,
-    pub(crate) no_dhcpv6: bool,
-    pub(crate) no_ra: bool,
+    /// NDP (neighbour answers, router advertisements); `None` when IPv6
+    /// or NDP is off.
+    pub(crate) ndp: Option<ndp::NdpConfig>,
+    /// DHCPv6 server settings; `None` when IPv6 or DHCPv6 is off.
+    pub(crate) dhcpv6: Option<dhcpv6::Dhcpv6Config>,
     /// When the next unsolicited router advertisement is due.
     pub(crate) next_ra: Option<Instant>,
 }
@@ -40,15 +42,42 @@ impl Services {
             mtu: u16::try_from(net.mtu).ok(),
             lease_secs: dhcp::DhcpConfig::DEFAULT_LEASE_SECS,
         });
-        Services { dhcp, no_ndp: cfg.no_ndp, no_dhcpv6: cfg.no_dhcpv6, no_ra: cfg.no_ra, next_ra: None }
+        let v6 = net.v6.as_ref();
+        let search = if cfg.no_dhcp_search { Vec::new() } else { net.search.clone() };
+        let dns6 = |v6: &crate::guestnet::Net6| if cfg.no_dhcp_dns { Vec::new() } else { v6.dns.clone() };
+        let ndp = v6.filter(|_| !cfg.no_ndp).map(|v6| ndp::NdpConfig {
+            our_mac: net.our_mac,
+            our_ll: v6.our_ll,
+            prefix: Some((prefix_of(v6.assigned, v6.prefix_len), v6.prefix_len)),
+            mtu: Some(net.mtu),
+            dns: dns6(v6),
+            search: search.clone(),
+            router_lifetime_secs: ndp::DEFAULT_ROUTER_LIFETIME_SECS,
+            managed: !cfg.no_dhcpv6,
+            no_ra: cfg.no_ra,
+        });
+        let dhcpv6 = v6.filter(|_| !cfg.no_dhcpv6).map(|v6| dhcpv6::Dhcpv6Config {
+            our_mac: net.our_mac,
+            addr: Some(v6.assigned),
+            dns: dns6(v6),
+            search: search.clone(),
+        });
+        Services { dhcp, ndp, dhcpv6, next_ra: None }
     }
 
     /// A guest appeared: advertise the router at once.
     pub(crate) fn guest_attached(&mut self, now: Instant) {
-        if !self.no_ndp && !self.no_ra {
+        if self.ndp.as_ref().is_some_and(|n| !n.no_ra) {
             self.next_ra = Some(now);
         }
     }
+}
+
+/// The network part of an IPv6 address.
+fn prefix_of(addr: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let bits = u128::from(addr);
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
+    Ipv6Addr::from(bits & mask)
 }
 
 /// Verifies the checksum of an L4 segment with its pseudo-header.
@@ -115,7 +144,6 @@ impl Core {
     }
 
     /// Queues an ICMPv6 message (checksum filled here) to the guest.
-    #[allow(dead_code)]
     fn queue_icmpv6(&mut self, dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) {
         let off = l4_offset(true);
         let Some(buf) = self.tx.reserve(off + msg.len()) else { return self.stats.drop(Drop::TxFull) };
@@ -263,18 +291,58 @@ impl Core {
         }
     }
 
-    fn handle_ndp(&mut self, _src: Ipv6Addr, _dst: Ipv6Addr, _hop_limit: u8, _msg: &[u8]) {
-        if self.services.no_ndp {
-            return self.stats.drop(Drop::Disabled);
+    fn handle_ndp(&mut self, src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, msg: &[u8]) {
+        let Some(cfg) = &self.services.ndp else { return self.stats.drop(Drop::Disabled) };
+        let v6 = self.net.v6.as_ref();
+        let guest_addrs: Vec<Ipv6Addr> =
+            v6.map(|n| [Some(n.assigned), n.observed, n.observed_ll].into_iter().flatten().collect()).unwrap_or_default();
+        let mut out = [0u8; 1280];
+        match ndp::handle(cfg, src, dst, hop_limit, msg, &guest_addrs, &mut out) {
+            Ok(Some(reply)) => {
+                if !src.is_unspecified() {
+                    self.net.observe(src.into());
+                }
+                let mac = reply.dst_mac_or(self.net.guest_mac.unwrap_or(ethernet::BROADCAST));
+                self.queue_icmpv6(mac, reply.src_ip, reply.dst_ip, &out[..reply.len]);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::trace!("NDP: dropped: {e}");
+                self.stats.drop(Drop::Malformed);
+            }
         }
-        self.stats.drop(Drop::Disabled);
     }
 
-    fn handle_dhcpv6(&mut self, _src: Ipv6Addr, _dst: Ipv6Addr, _sport: u16, _l4: &[u8]) {
-        if self.services.no_dhcpv6 {
-            return self.stats.drop(Drop::Disabled);
+    /// An unsolicited router advertisement to all nodes.
+    fn send_ra(&mut self) {
+        let Some(cfg) = &self.services.ndp else { return };
+        let mut out = [0u8; 1280];
+        let len = ndp::build_ra(cfg, &mut out);
+        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let our_ll = cfg.our_ll;
+        self.queue_icmpv6(ipv6::multicast_mac(all_nodes), our_ll, all_nodes, &out[..len]);
+    }
+
+    fn handle_dhcpv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr, sport: u16, l4: &[u8]) {
+        let Some(cfg) = &self.services.dhcpv6 else { return self.stats.drop(Drop::Disabled) };
+        let Some(our_ll) = self.net.v6.as_ref().map(|n| n.our_ll) else { return };
+        if !l4_checksum_ok(src.into(), dst.into(), ipv6::NEXT_UDP, l4) {
+            return self.stats.drop(Drop::BadChecksum);
         }
-        self.stats.drop(Drop::Disabled);
+        let Ok(d) = udp::Datagram::new_checked(l4) else { return self.stats.drop(Drop::Truncated) };
+        let mut out = [0u8; 1280];
+        match dhcpv6::handle(cfg, d.payload(), &mut out) {
+            Ok(Some(reply)) => {
+                let mac = self.net.guest_mac.unwrap_or(ethernet::BROADCAST);
+                let from = SocketAddr::new(our_ll.into(), 547);
+                self.queue_udp(mac, from, SocketAddr::new(src.into(), sport), &out[..reply.len]);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("DHCPv6: dropped: {e}");
+                self.stats.drop(Drop::Malformed);
+            }
+        }
     }
 
     /// After a batch of guest frames: flows send coalesced ACKs.
@@ -300,7 +368,8 @@ impl Core {
     pub(crate) fn run_timers(&mut self) {
         let now = self.now;
         if self.services.next_ra.is_some_and(|t| t <= now) {
-            self.services.next_ra = None;
+            self.send_ra();
+            self.services.next_ra = Some(now + ndp::RA_INTERVAL);
         }
         if self.icmp.poll_deadline().is_some_and(|t| t <= now) {
             let (mut ctx, icmp) = self.flow_ctx();

@@ -6,16 +6,8 @@ use crate::config::{Attach, Config, MIN_MTU_V6};
 use crate::guestnet::{GuestNet, Net4, Net6};
 use crate::hostnet::{self, HostNet, NsNetConfig};
 use crate::sys;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-
-/// Our link-local address: fe80::/64 with the modified EUI-64 of our MAC
-/// (RFC 4291 appendix A).
-pub fn link_local_from_mac(mac: [u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe, 0x80, 0, 0, 0, 0, 0, 0, mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5],
-    ])
-}
 
 /// A gateway for a subnet without one: the first address of the subnet
 /// that is not the guest's.
@@ -118,7 +110,7 @@ pub fn guest_net(cfg: &Config, host: &HostNet, resolv: &hostnet::Resolv) -> Resu
         let addr = cfg.addr6.or(host.v6.as_ref().map(|h| h.addr));
         if let Some(addr) = addr {
             let gateway = cfg.gw6.or(host.v6.as_ref().and_then(|h| h.gateway));
-            let our_ll = link_local_from_mac(cfg.our_mac);
+            let our_ll = crate::services::ndp::link_local_from_mac(cfg.our_mac);
             let map_host_loopback = if cfg.no_map_gw { None } else { cfg.map_host_loopback6.or(gateway).or(Some(our_ll)) };
             let mut n = Net6 {
                 assigned: addr,
@@ -210,11 +202,6 @@ fn open_tap(path: &Path, ifname: &str, config_net: bool, net: &GuestNet) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn eui64_link_local() {
-        assert_eq!(link_local_from_mac([0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55]), "fe80::9855:9aff:fe55:9a55".parse::<Ipv6Addr>().unwrap());
-    }
 
     #[test]
     fn gateway_invented_when_missing() {

@@ -4,3 +4,5 @@
 
 pub mod arp;
 pub mod dhcp;
+pub mod dhcpv6;
+pub mod ndp;

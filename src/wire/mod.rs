@@ -7,10 +7,12 @@
 pub mod arp;
 pub mod checksum;
 pub mod dhcp;
+pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ndp;
 pub mod udp;
 
 use std::fmt;
