@@ -158,8 +158,7 @@ impl Icmp {
         // Read until the socket is empty or the guest queue is full (then
         // the rest waits in the socket: the engine stops reading host
         // sockets until the queue drains).
-        loop {
-            let Some(buf) = ctx.tx.reserve(max) else { break };
+        while let Some(buf) = ctx.tx.reserve(max) {
             let n = match sys::net::recv_from(flow.fd.as_fd(), &mut buf[off..], libc::MSG_DONTWAIT) {
                 Ok((n, _)) => n,
                 Err(_) => break,
