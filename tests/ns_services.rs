@@ -195,3 +195,50 @@ fn find_option(mut opts: &[u8], code: u16) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// An ICMP echo request frame from the guest (10.0.2.15) to `dst`.
+fn echo_frame(dst: [u8; 4], id: u16) -> Vec<u8> {
+    let mut f = vec![0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x08, 0x00];
+    let mut icmp = vec![8u8, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&[0, 1]);
+    icmp.extend_from_slice(b"ping payload");
+    let c = passt::wire::checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0u8; 20];
+    passt::wire::ipv4::emit(&mut ip, [10, 0, 2, 15].into(), dst.into(), 1, icmp.len(), 64);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[test]
+fn ping_sockets_refused_gives_one_clear_log_line_and_no_crash() {
+    use passt::engine::Instance;
+    use std::sync::{Arc, Mutex};
+    let ns = TestNs::new("svc-noping");
+    // No group may open ping sockets in this namespace.
+    ns.exec_ok("sysctl", &["-qw", "net.ipv4.ping_group_range=1 0"]);
+    let lines: Arc<Mutex<Vec<String>>> = Default::default();
+    let sink_lines = lines.clone();
+    let stats = ns
+        .run(move || {
+            let sink = passt::log::Sink {
+                func: Some(Arc::new(move |_level, msg: &str| sink_lines.lock().unwrap().push(msg.to_string()))),
+                max_level: 7,
+            };
+            let _log = passt::log::SinkGuard::enter(sink);
+            let cfg = Driver::config(&["address=10.0.2.15", "netmask=24", "gateway=10.0.2.2", "ipv4-only", "frames"]);
+            let mut inst = Instance::new(&cfg).map_err(std::io::Error::other)?;
+            inst.set_frame_output(Box::new(|f: &[std::io::IoSlice<'_>]| f.len())).unwrap();
+            for id in 0..3 {
+                inst.frame_input(&echo_frame([10, 0, 2, 2], id), common::driver::now()).unwrap();
+            }
+            Ok(inst.stats().dropped(passt::stats::Drop::Limit))
+        })
+        .unwrap();
+    assert_eq!(stats, 3, "each refused echo request is counted");
+    let lines = lines.lock().unwrap();
+    let told: Vec<_> = lines.iter().filter(|l| l.contains("ping_group_range")).collect();
+    assert_eq!(told.len(), 1, "one log line, naming the sysctl: {lines:?}");
+}
