@@ -431,12 +431,10 @@ static int open_pid_file(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 
-	if (fd >= 0) {
+	if (fd >= 0)
 		state.pid_created = true;
-	} else if (errno == EEXIST) {
+	else if (errno == EEXIST)
 		fd = open(path, O_WRONLY | O_CLOEXEC);
-		state.pid_created = fd >= 0; /* we overwrite it: ours now */
-	}
 	if (fd < 0)
 		die("cannot open pid file '%s': %s", path, strerror(errno));
 	state.pid_path = path;
@@ -451,6 +449,7 @@ static void write_pid_file(int fd)
 	if (ftruncate(fd, 0) < 0 || write(fd, buf, (size_t)len) != len)
 		die("cannot write pid file '%s': %s", state.pid_path, strerror(errno));
 	close(fd);
+	state.pid_created = true; /* it holds our pid now: ours to remove */
 }
 
 static void print_socket_hint(const char *path)
@@ -676,10 +675,11 @@ int main(int argc, char **argv)
 	if (passt_config_set_log(cfg, library_log, &logger, logger.max_level) < 0)
 		die("cannot set the log callback: %s", passt_config_error(cfg));
 
+	/* Resolved even when unused, so that a typo is always reported. */
+	if (runas)
+		resolve_runas(runas, &uid, &gid);
 	if (geteuid() == 0) {
-		if (runas)
-			resolve_runas(runas, &uid, &gid);
-		else
+		if (!runas)
 			resolve_nobody(&uid, &gid);
 		drop = true;
 	} else if (runas) {

@@ -444,6 +444,18 @@ fn start_failure_in_foreground_exits_1_and_cleans_up() {
     assert!(!pid.exists(), "pid file left behind");
 }
 
+/// A pid file that was there before (another instance's?) is not ours to
+/// remove when we fail to start.
+#[test]
+fn start_failure_keeps_a_pid_file_it_did_not_write() {
+    let dir = TempDir::new("oldpid");
+    let pid = dir.join("pid");
+    fs::write(&pid, "12345\n").expect("write pid file");
+    let out = standalone(&["-f", "-s", "/nonexistent-passt-dir/passt.sock", "-P", pid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(&pid).expect("pid file kept"), "12345\n");
+}
+
 /// Without -f, the parent waits for the detached daemon and exits 1 when it
 /// fails to start; the daemon's message reaches the caller's stderr.
 #[test]
