@@ -502,7 +502,7 @@ echo not-a-socket > /tmp/passt_1.socket
 python3 -c "$PY_LISTENER" /tmp/passt_2.socket > /tmp/listener.out &
 python3 -c "$PY_STALE" /tmp/passt_3.socket
 wait_for_socket /tmp/passt_2.socket
-status=0; timeout -s TERM 3 "$STANDALONE" -f -d || status=$?
+status=0; timeout --preserve-status -s TERM 3 "$STANDALONE" -f -d || status=$?
 echo "STATUS:$status"
 for i in 1 2 3; do [ -e /tmp/passt_$i.socket ] && echo "EXISTS:$i"; done
 [ "$(cat /tmp/passt_1.socket)" = not-a-socket ] && echo "KEPT:1"
@@ -579,40 +579,38 @@ fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-/// libvirt: `passt --one-off --socket PATH --mac-addr MAC --mtu N
-/// --tcp-ports SPEC`, no -f; it waits for exit status 0 and connects at once.
+/// libvirt: `passt --one-off --socket PATH --pid FILE --mac-addr MAC --mtu N
+/// --tcp-ports SPEC`, no -f; it waits for exit status 0, then connects at
+/// once and reads the pid file.
 #[test]
 #[ignore = "enable when the engine lands"]
 fn libvirt_style_invocation() {
     let dir = TempDir::new("libvirt");
     let sock = dir.join("passt.sock");
     let sock_s = sock.to_str().unwrap().to_string();
+    let pidfile = dir.join("passt.pid");
     let _guard = KillDaemons(sock_s.clone());
     let port = free_tcp_port().to_string();
+    #[rustfmt::skip]
     let out = standalone(&[
-        "--one-off",
-        "--socket",
-        &sock_s,
-        "--mac-addr",
-        "52:54:00:12:34:56",
-        "--mtu",
-        "1500",
-        "--tcp-ports",
-        &port,
+        "--one-off", "--socket", &sock_s, "--pid", pidfile.to_str().unwrap(),
+        "--mac-addr", "52:54:00:12:34:56", "--mtu", "1500", "--tcp-ports", &port,
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let conn = UnixStream::connect(&sock).expect("the socket accepts connections once the parent exited");
-    let pids = pids_with_arg(&sock_s);
-    assert_eq!(pids.len(), 1, "one daemon: {pids:?}");
-    // --one-off: the guest going away ends the daemon, which removes its socket.
+    let pid: u32 = fs::read_to_string(&pidfile).expect("pid file").trim().parse().expect("a pid");
+    assert!(!process_gone(pid), "pid {pid} from the pid file is not running");
+    assert_eq!(pids_with_arg(&sock_s), vec![pid], "exactly one daemon, the one in the pid file");
+    // --one-off: the guest going away ends the daemon, which removes its files.
     drop(conn);
-    assert!(wait_until(Duration::from_secs(5), || process_gone(pids[0])), "daemon still running");
+    assert!(wait_until(Duration::from_secs(5), || process_gone(pid)), "daemon still running");
     assert!(!sock.exists(), "socket file left behind");
+    assert!(!pidfile.exists(), "pid file left behind");
 }
 
 /// QEMU's -netdev passt: `passt --quiet --pid FILE --fd 3` with one end of
-/// a socketpair on fd 3; it waits for exit status 0, reads the pid file and
-/// later stops the daemon with SIGTERM.
+/// a socketpair on fd 3 (FILE created empty beforehand); it waits for exit
+/// status 0, reads the pid file and later stops the daemon with SIGTERM.
 #[test]
 #[ignore = "enable when the engine lands"]
 fn qemu_netdev_passt_style_invocation() {
@@ -620,6 +618,9 @@ fn qemu_netdev_passt_style_invocation() {
     let pidfile = dir.join("passt.pid");
     let pidfile_s = pidfile.to_str().unwrap().to_string();
     let _guard = KillDaemons(pidfile_s.clone());
+    // QEMU creates the pid file (empty, 0600) before starting passt.
+    fs::write(&pidfile, "").expect("create pid file");
+    fs::set_permissions(&pidfile, fs::Permissions::from_mode(0o600)).expect("chmod pid file");
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
     // The daemon's end goes in as stdin, and the shell moves it to fd 3.
     let child = Command::new("sh")
