@@ -108,3 +108,31 @@ fn guest_gets_addresses_and_pings_then_a_second_guest_does_too() {
     driver.stop().unwrap();
     assert!(!sock.exists());
 }
+
+/// The guest kit's own example, run against our daemon (it starts it as
+/// `-f -s SOCK -t 8080` in a namespace with a router beside it).
+#[test]
+fn kit_example_with_passt_standalone() {
+    let _one = GUESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let daemon = root.join("examples-c/passt-standalone");
+    let make = Command::new("make").args(["-s", "-C"]).arg(root.join("examples-c")).output().expect("make runs");
+    assert!(make.status.success(), "make: {}", String::from_utf8_lossy(&make.stderr));
+    let out = Command::new("bash")
+        .arg(kit_dir().join("example-upstream-passt.sh"))
+        .env("PASST", &daemon)
+        .output()
+        .expect("example runs");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let results: Vec<(String, String, String)> = text
+        .lines()
+        .filter(|l| l.starts_with("GUEST-RESULT ") || l.starts_with("HOST-RESULT "))
+        .filter_map(|l| {
+            let mut w = l.splitn(4, ' ').skip(1);
+            Some((w.next()?.to_string(), w.next()?.to_string(), w.next().unwrap_or("").to_string()))
+        })
+        .collect();
+    for name in ["link", "dhcp4", "dhcp4-dns", "slaac6", "dhcpv6", "ping4", "ping6"] {
+        assert_eq!(status(&results, name), "ok", "{name}\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
