@@ -390,3 +390,487 @@ fn emit(reply: &Repr<'_>, out: &mut [u8]) -> Result<Option<usize>, Dhcpv6Error> 
         Err(e) => Err(Dhcpv6Error::Malformed(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::dhcpv6::tests::{KIT_REQUEST, KIT_SOLICIT};
+    use crate::wire::ndp::tests::{mutate, Rng};
+
+    const OUR_MAC: [u8; 6] = [0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55];
+    /// Client id option of the kit's messages (header included).
+    const KIT_CID: &[u8] = &[0, 1, 0, 10, 0, 3, 0, 1, 0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    /// The kit's IA_NA option: IAID 1, T1 and T2 0, no address.
+    const KIT_IA: &[u8] = &[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    /// Our server id option (DUID-LL of OUR_MAC).
+    const OUR_SID: &[u8] = &[0, 2, 0, 10, 0, 3, 0, 1, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55];
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn config() -> Dhcpv6Config {
+        Dhcpv6Config {
+            our_mac: OUR_MAC,
+            addr: Some(ip("2001:db8:1:2::42")),
+            dns: vec![ip("2001:db8::53")],
+            search: vec!["example.com".into()],
+        }
+    }
+
+    /// A message of `msg_type` (transaction id 0x010203) with `options`.
+    fn msg(msg_type: u8, options: &[&[u8]]) -> Vec<u8> {
+        let mut m = vec![msg_type, 0x01, 0x02, 0x03];
+        options.iter().for_each(|o| m.extend_from_slice(o));
+        m
+    }
+
+    /// Runs `handle` with guard bytes after `out`; checks they survive.
+    fn run(
+        cfg: &Dhcpv6Config,
+        request: &[u8],
+        out_len: usize,
+    ) -> (Result<Option<Dhcpv6Reply>, Dhcpv6Error>, Vec<u8>) {
+        let mut buf = vec![0xa5u8; out_len + 64];
+        let result = handle(cfg, request, &mut buf[..out_len]);
+        assert!(buf[out_len..].iter().all(|&b| b == 0xa5), "wrote past out");
+        let len = match result {
+            Ok(Some(reply)) => reply.len,
+            _ => 0,
+        };
+        assert!(len <= out_len);
+        buf.truncate(len);
+        (result, buf)
+    }
+
+    /// Runs `handle` and parses the reply back.
+    fn answer(cfg: &Dhcpv6Config, request: &[u8]) -> Vec<u8> {
+        let (result, reply) = run(cfg, request, 1500);
+        assert!(matches!(result, Ok(Some(_))), "{result:?}");
+        Repr::parse(&reply).expect("our reply parses");
+        reply
+    }
+
+    /// What the kit's awk parser (kit_dhcp6_parse) extracts from a reply.
+    #[derive(Debug, Default, PartialEq)]
+    struct KitView {
+        msg_type: u8,
+        server_id: Vec<u8>,
+        addrs: Vec<Ipv6Addr>,
+        dns: Vec<Ipv6Addr>,
+        status: Vec<u16>,
+    }
+
+    /// Mirrors kit_dhcp6_parse: top-level options from byte 4; inside
+    /// option 3, sub-options from byte 12 of its data.
+    fn kit_view(reply: &[u8]) -> KitView {
+        let mut view = KitView {
+            msg_type: reply[0],
+            ..KitView::default()
+        };
+        let mut p = 4;
+        while p + 4 <= reply.len() {
+            let c = u16::from_be_bytes([reply[p], reply[p + 1]]);
+            let l = usize::from(u16::from_be_bytes([reply[p + 2], reply[p + 3]]));
+            let v = &reply[p + 4..p + 4 + l];
+            match c {
+                2 => view.server_id = reply[p..p + 4 + l].to_vec(),
+                13 => view.status.push(u16::from_be_bytes([v[0], v[1]])),
+                23 => view.dns.extend(
+                    v.chunks(16)
+                        .map(|a| Ipv6Addr::from(<[u8; 16]>::try_from(a).unwrap())),
+                ),
+                3 => {
+                    let mut q = 12;
+                    while q + 4 <= v.len() {
+                        let sc = u16::from_be_bytes([v[q], v[q + 1]]);
+                        let sl = usize::from(u16::from_be_bytes([v[q + 2], v[q + 3]]));
+                        if sc == 5 {
+                            view.addrs.push(Ipv6Addr::from(
+                                <[u8; 16]>::try_from(&v[q + 4..q + 20]).unwrap(),
+                            ));
+                        }
+                        if sc == 13 {
+                            view.status.push(u16::from_be_bytes([v[q + 4], v[q + 5]]));
+                        }
+                        q += 4 + sl;
+                    }
+                }
+                _ => {}
+            }
+            p += 4 + l;
+        }
+        view
+    }
+
+    #[test]
+    fn server_duid_is_duid_ll() {
+        assert_eq!(
+            server_duid(OUR_MAC),
+            [0, 3, 0, 1, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55]
+        );
+    }
+
+    #[test]
+    fn kit_solicit_gets_exact_advertise() {
+        let reply = answer(&config(), KIT_SOLICIT);
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            0x02, 0xa1, 0xb2, 0xc3, // ADVERTISE, the Solicit's transaction id
+            // client id, echoed
+            0x00, 0x01, 0x00, 0x0a, 0x00, 0x03, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56,
+            // server id: DUID-LL of 9a:55:9a:55:9a:55
+            0x00, 0x02, 0x00, 0x0a, 0x00, 0x03, 0x00, 0x01, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55,
+            // IA_NA, 40 bytes: IAID 1, T1 and T2 infinite
+            0x00, 0x03, 0x00, 0x28, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            //   IA Address 2001:db8:1:2::42, lifetimes infinite
+            0x00, 0x05, 0x00, 0x18,
+            0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0x42,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            // preference 255
+            0x00, 0x07, 0x00, 0x01, 0xff,
+            // DNS servers (requested by the ORO; the search list was not)
+            0x00, 0x17, 0x00, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
+        ];
+        assert_eq!(&reply[..], want);
+    }
+
+    #[test]
+    fn kit_exchange_as_the_kit_parses_it() {
+        let cfg = config();
+        let adv = kit_view(&answer(&cfg, KIT_SOLICIT));
+        assert_eq!(adv.msg_type, 2);
+        assert_eq!(adv.server_id, OUR_SID);
+        // The kit builds its Request from the Advertise's server id option.
+        let request = [
+            &[0x03, 0xd4, 0xe5, 0xf6][..],
+            KIT_CID,
+            &adv.server_id,
+            KIT_IA,
+            &KIT_SOLICIT[34..],
+        ]
+        .concat();
+        assert_eq!(request, KIT_REQUEST);
+        let reply = answer(&cfg, &request);
+        assert_eq!(&reply[..4], &[7, 0xd4, 0xe5, 0xf6]);
+        let view = kit_view(&reply);
+        assert_eq!(
+            view,
+            KitView {
+                msg_type: 7,
+                server_id: OUR_SID.to_vec(),
+                addrs: vec![ip("2001:db8:1:2::42")],
+                dns: vec![ip("2001:db8::53")],
+                status: vec![],
+            }
+        );
+        let repr = Repr::parse(&reply).unwrap();
+        assert_eq!(repr.preference, None);
+        assert_eq!(repr.domain_list, None);
+        let ia = repr.ia_na.unwrap();
+        assert_eq!((ia.iaid, ia.t1, ia.t2), (1, INFINITY, INFINITY));
+    }
+
+    #[test]
+    fn rapid_commit_gets_reply() {
+        let rapid: &[u8] = &[0, 14, 0, 0];
+        let reply = answer(&config(), &msg(1, &[KIT_CID, KIT_IA, rapid]));
+        let repr = Repr::parse(&reply).unwrap();
+        assert_eq!(repr.msg_type, MessageType::Reply);
+        assert!(repr.rapid_commit);
+        assert_eq!(
+            repr.ia_na.unwrap().addrs.iter().next().unwrap().addr,
+            ip("2001:db8:1:2::42")
+        );
+        // No ORO: both DNS options.
+        assert_eq!(
+            repr.dns_servers.unwrap().iter().collect::<Vec<_>>(),
+            vec![ip("2001:db8::53")]
+        );
+        assert_eq!(repr.domain_list.unwrap().to_strings(), vec!["example.com"]);
+        // Without an address there is nothing to commit: ADVERTISE.
+        let cfg = Dhcpv6Config {
+            addr: None,
+            ..config()
+        };
+        let repr_bytes = answer(&cfg, &msg(1, &[KIT_CID, KIT_IA, rapid]));
+        let repr = Repr::parse(&repr_bytes).unwrap();
+        assert_eq!(
+            (repr.msg_type, repr.rapid_commit),
+            (MessageType::Advertise, false)
+        );
+    }
+
+    #[test]
+    fn no_address_available() {
+        let cfg = Dhcpv6Config {
+            addr: None,
+            ..config()
+        };
+        let adv = answer(&cfg, KIT_SOLICIT);
+        let repr = Repr::parse(&adv).unwrap();
+        assert_eq!(repr.msg_type, MessageType::Advertise);
+        assert_eq!(repr.ia_na, None, "no empty IA in ADVERTISE");
+        assert_eq!(repr.status.unwrap().code, StatusCode::NoAddrsAvail);
+        assert_eq!(kit_view(&adv).status, vec![2]);
+        let reply = answer(&cfg, KIT_REQUEST);
+        let repr = Repr::parse(&reply).unwrap();
+        let ia = repr.ia_na.unwrap();
+        assert_eq!((ia.iaid, ia.addrs.len()), (1, 0));
+        assert_eq!(ia.status.unwrap().code, StatusCode::NoAddrsAvail);
+        assert!(kit_view(&reply).addrs.is_empty());
+        assert_eq!(kit_view(&reply).status, vec![2]);
+    }
+
+    #[test]
+    fn renew_and_rebind_drop_stale_addresses() {
+        #[rustfmt::skip]
+        let ia_with_old: &[u8] = &[
+            0x00, 0x03, 0x00, 0x28, 0x00, 0x00, 0x00, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, // IA_NA, IAID 9
+            0x00, 0x05, 0x00, 0x18, // IA Address 2001:db8:9::1 (an old lease)
+            0x20, 0x01, 0x0d, 0xb8, 0x00, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+            0, 0, 0x0e, 0x10, 0, 0, 0x1c, 0x20,
+        ];
+        for (msg_type, sid) in [(5u8, OUR_SID), (6, &[][..])] {
+            let reply = answer(&config(), &msg(msg_type, &[KIT_CID, sid, ia_with_old]));
+            let repr = Repr::parse(&reply).unwrap();
+            assert_eq!(repr.msg_type, MessageType::Reply);
+            let ia = repr.ia_na.unwrap();
+            assert_eq!(ia.iaid, 9);
+            let addrs: Vec<_> = ia
+                .addrs
+                .iter()
+                .map(|a| (a.addr, a.preferred_lifetime, a.valid_lifetime))
+                .collect();
+            assert_eq!(
+                addrs,
+                vec![
+                    (ip("2001:db8:1:2::42"), INFINITY, INFINITY),
+                    (ip("2001:db8:9::1"), 0, 0)
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn confirm() {
+        let ia = |addr: Ipv6Addr| {
+            let mut o = vec![0, 3, 0, 40, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 24];
+            o.extend_from_slice(&addr.octets());
+            o.extend_from_slice(&[0; 8]);
+            o
+        };
+        let status_of = |reply: Vec<u8>| Repr::parse(&reply).unwrap().status.unwrap().code;
+        let ours = answer(&config(), &msg(4, &[KIT_CID, &ia(ip("2001:db8:1:2::42"))]));
+        assert_eq!(status_of(ours), StatusCode::Success);
+        let other = answer(&config(), &msg(4, &[KIT_CID, &ia(ip("2001:db8:7::1"))]));
+        assert_eq!(status_of(other), StatusCode::NotOnLink);
+        // No address to judge, or no address of ours: no reply (§18.3.3).
+        assert_eq!(
+            run(&config(), &msg(4, &[KIT_CID, KIT_IA]), 1500).0,
+            Ok(None)
+        );
+        let cfg = Dhcpv6Config {
+            addr: None,
+            ..config()
+        };
+        assert_eq!(
+            run(&cfg, &msg(4, &[KIT_CID, &ia(ip("2001:db8:1:2::42"))]), 1500).0,
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn release_and_decline_get_success() {
+        for msg_type in [8u8, 9] {
+            let reply = answer(&config(), &msg(msg_type, &[KIT_CID, OUR_SID, KIT_IA]));
+            let repr = Repr::parse(&reply).unwrap();
+            assert_eq!(repr.msg_type, MessageType::Reply);
+            assert_eq!(repr.transaction_id, 0x010203);
+            assert_eq!(repr.status.unwrap().code, StatusCode::Success);
+            assert_eq!((repr.ia_na, repr.dns_servers), (None, None));
+            assert_eq!(repr.server_id, Some(&OUR_SID[4..]));
+        }
+    }
+
+    #[test]
+    fn information_request_gets_dns_only() {
+        let oro: &[u8] = &[0, 6, 0, 4, 0, 23, 0, 24];
+        let reply = answer(&config(), &msg(11, &[KIT_CID, oro]));
+        let repr = Repr::parse(&reply).unwrap();
+        assert_eq!(repr.msg_type, MessageType::Reply);
+        assert_eq!(
+            (repr.ia_na, repr.status, repr.preference),
+            (None, None, None)
+        );
+        assert_eq!(
+            repr.dns_servers.unwrap().iter().collect::<Vec<_>>(),
+            vec![ip("2001:db8::53")]
+        );
+        assert_eq!(repr.domain_list.unwrap().to_strings(), vec!["example.com"]);
+        // Only the search list requested; no client id (allowed here).
+        let reply = answer(&config(), &msg(11, &[&[0, 6, 0, 2, 0, 24]]));
+        let repr = Repr::parse(&reply).unwrap();
+        assert_eq!((repr.client_id, repr.dns_servers), (None, None));
+        assert!(repr.domain_list.is_some());
+        // Neither requested: nothing but the identifiers.
+        let reply = answer(&config(), &msg(11, &[KIT_CID, &[0, 6, 0, 2, 0, 32]]));
+        assert_eq!(reply.len(), 4 + 14 + 14);
+        // An IA option is not allowed.
+        assert_eq!(
+            run(&config(), &msg(11, &[KIT_CID, KIT_IA]), 1500).0,
+            Err(Dhcpv6Error::IaInInformationRequest)
+        );
+        // Another server's id: not for us.
+        let other: &[u8] = &[0, 2, 0, 10, 0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        assert_eq!(
+            run(&config(), &msg(11, &[KIT_CID, other]), 1500).0,
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn server_id_rules() {
+        let other: &[u8] = &[0, 2, 0, 10, 0, 3, 0, 1, 1, 2, 3, 4, 5, 6];
+        for msg_type in [3u8, 5, 8, 9] {
+            // For another server: silently ignored.
+            assert_eq!(
+                run(&config(), &msg(msg_type, &[KIT_CID, other, KIT_IA]), 1500).0,
+                Ok(None)
+            );
+            // Missing: invalid.
+            assert_eq!(
+                run(&config(), &msg(msg_type, &[KIT_CID, KIT_IA]), 1500).0,
+                Err(Dhcpv6Error::MissingServerId)
+            );
+        }
+        for msg_type in [1u8, 4, 6] {
+            let got = run(&config(), &msg(msg_type, &[KIT_CID, OUR_SID, KIT_IA]), 1500).0;
+            assert_eq!(got, Err(Dhcpv6Error::UnexpectedServerId), "type {msg_type}");
+        }
+    }
+
+    #[test]
+    fn client_id_is_required() {
+        for msg_type in [1u8, 3, 4, 5, 6, 8, 9] {
+            let got = run(&config(), &msg(msg_type, &[OUR_SID, KIT_IA]), 1500).0;
+            assert_eq!(got, Err(Dhcpv6Error::MissingClientId), "type {msg_type}");
+        }
+    }
+
+    #[test]
+    fn server_and_relay_messages_are_ignored() {
+        for msg_type in [2u8, 7, 10, 12, 13, 0, 200] {
+            let (result, reply) = run(&config(), &msg(msg_type, &[KIT_CID, OUR_SID]), 1500);
+            assert_eq!(result, Ok(None));
+            assert!(reply.is_empty());
+        }
+    }
+
+    #[test]
+    fn truncated_kit_solicit() {
+        for len in 0..KIT_SOLICIT.len() {
+            let got = run(&config(), &KIT_SOLICIT[..len], 1500).0;
+            match len {
+                0..=3 => assert_eq!(got, Err(Dhcpv6Error::Malformed(dhcpv6::Error::Truncated))),
+                4 => assert_eq!(got, Err(Dhcpv6Error::MissingClientId)),
+                18 | 34 | 40 => assert!(matches!(got, Ok(Some(_))), "len {len}: {got:?}"),
+                _ => assert!(
+                    matches!(
+                        got,
+                        Err(Dhcpv6Error::Malformed(dhcpv6::Error::OptionPastEnd { .. }))
+                    ),
+                    "len {len}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_options_are_errors() {
+        let zero_cid: &[u8] = &[0, 1, 0, 0];
+        let got = run(&config(), &msg(1, &[zero_cid, KIT_IA]), 1500).0;
+        assert_eq!(
+            got,
+            Err(Dhcpv6Error::Malformed(dhcpv6::Error::BadOptionLength {
+                code: 1,
+                len: 0
+            }))
+        );
+        let past_end: &[u8] = &[0, 8, 0, 4, 0];
+        let got = run(&config(), &msg(1, &[KIT_CID, past_end]), 1500).0;
+        assert_eq!(
+            got,
+            Err(Dhcpv6Error::Malformed(dhcpv6::Error::OptionPastEnd {
+                code: Some(8)
+            }))
+        );
+    }
+
+    #[test]
+    fn small_out_is_an_error_and_dns_options_give_way() {
+        let cfg = Dhcpv6Config {
+            dns: (1..=20u16)
+                .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))
+                .collect(),
+            search: (0..40).map(|i| format!("d{i}.example.com")).collect(),
+            ..config()
+        };
+        let no_oro = &KIT_REQUEST[..KIT_REQUEST.len() - 6];
+        let full = answer(&cfg, no_oro).len();
+        let mut saw: (bool, bool) = (false, false);
+        for out_len in 0..full {
+            let (result, reply) = run(&cfg, no_oro, out_len);
+            match result {
+                Ok(Some(_)) => {
+                    let repr = Repr::parse(&reply).unwrap();
+                    assert!(repr.ia_na.is_some());
+                    assert!(repr.domain_list.is_none(), "search list goes first");
+                    saw.0 |= repr.dns_servers.is_some();
+                    saw.1 |= repr.dns_servers.is_none();
+                }
+                other => assert_eq!(other, Err(Dhcpv6Error::OutTooSmall)),
+            }
+        }
+        assert_eq!(saw, (true, true));
+    }
+
+    #[test]
+    fn fuzz_handle_never_panics_nor_overflows() {
+        let mut rng = Rng::new(0x6b69_7420_6468_6370);
+        let cfgs = [
+            config(),
+            Dhcpv6Config {
+                addr: None,
+                dns: vec![],
+                search: vec![],
+                ..config()
+            },
+        ];
+        let info = msg(11, &[KIT_CID, &[0, 6, 0, 4, 0, 23, 0, 24]]);
+        let rapid = msg(1, &[KIT_CID, KIT_IA, &[0, 14, 0, 0]]);
+        let fixtures = [KIT_SOLICIT, KIT_REQUEST, &info[..], &rapid[..]];
+        let mut answered = 0;
+        for _ in 0..10_000 {
+            let request = mutate(&mut rng, &fixtures);
+            let cfg = &cfgs[rng.below(2)];
+            let out_len = if rng.below(4) == 0 {
+                rng.below(200)
+            } else {
+                1500
+            };
+            let (result, reply) = run(cfg, &request, out_len);
+            if let Ok(Some(_)) = result {
+                answered += 1;
+                let repr = Repr::parse(&reply).expect("our reply parses");
+                assert!(matches!(
+                    repr.msg_type,
+                    MessageType::Advertise | MessageType::Reply
+                ));
+                assert_eq!(repr.server_id, Some(&server_duid(OUR_MAC)[..]));
+                assert_eq!(&reply[1..4], &request[1..4], "transaction id echoed");
+            }
+        }
+        assert!(answered > 1000, "only {answered} replies");
+    }
+}

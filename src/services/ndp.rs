@@ -545,8 +545,14 @@ mod tests {
 
     #[test]
     fn link_local_is_modified_eui64() {
-        assert_eq!(link_local_from_mac(GUEST_MAC), ip("fe80::5054:ff:fe12:3456"));
-        assert_eq!(link_local_from_mac(OUR_MAC), ip("fe80::9855:9aff:fe55:9a55"));
+        assert_eq!(
+            link_local_from_mac(GUEST_MAC),
+            ip("fe80::5054:ff:fe12:3456")
+        );
+        assert_eq!(
+            link_local_from_mac(OUR_MAC),
+            ip("fe80::9855:9aff:fe55:9a55")
+        );
     }
 
     #[test]
@@ -558,7 +564,10 @@ mod tests {
 
     #[test]
     fn minimal_ra_has_only_our_address() {
-        let cfg = NdpConfig { mtu: Some(1279), ..NdpConfig::new(OUR_MAC) };
+        let cfg = NdpConfig {
+            mtu: Some(1279),
+            ..NdpConfig::new(OUR_MAC)
+        };
         let mut out = [0u8; 1500];
         let len = build_ra(&cfg, &mut out);
         #[rustfmt::skip]
@@ -569,14 +578,26 @@ mod tests {
             0x01, 0x01, 0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55, // SLLA
         ];
         assert_eq!(&out[..len], &want);
-        assert_eq!(build_ra(&NdpConfig { no_ra: true, ..cfg.clone() }, &mut out), 0);
+        assert_eq!(
+            build_ra(
+                &NdpConfig {
+                    no_ra: true,
+                    ..cfg.clone()
+                },
+                &mut out
+            ),
+            0
+        );
         assert_eq!(build_ra(&cfg, &mut out[..23]), 0);
     }
 
     #[test]
     fn prefix_option_rules() {
         let prefix_of = |prefix| {
-            let cfg = NdpConfig { prefix, ..NdpConfig::new(OUR_MAC) };
+            let cfg = NdpConfig {
+                prefix,
+                ..NdpConfig::new(OUR_MAC)
+            };
             let mut out = [0u8; 200];
             let len = build_ra(&cfg, &mut out);
             let repr = Repr::parse_bytes(&out[..len]).unwrap();
@@ -592,9 +613,18 @@ mod tests {
         let p = prefix_of(Some((ip("2001:db8::1"), 64))).unwrap();
         assert_eq!(p.prefix, ip("2001:db8::"));
         assert!(p.on_link() && p.autonomous());
-        assert_eq!((p.valid_lifetime, p.preferred_lifetime), (INFINITE_LIFETIME, INFINITE_LIFETIME));
-        assert_eq!(prefix_of(Some((ip("2001:db8::1"), 0))).unwrap().prefix, ip("::"));
-        assert_eq!(prefix_of(Some((ip("2001:db8::1"), 128))).unwrap().prefix, ip("2001:db8::1"));
+        assert_eq!(
+            (p.valid_lifetime, p.preferred_lifetime),
+            (INFINITE_LIFETIME, INFINITE_LIFETIME)
+        );
+        assert_eq!(
+            prefix_of(Some((ip("2001:db8::1"), 0))).unwrap().prefix,
+            ip("::")
+        );
+        assert_eq!(
+            prefix_of(Some((ip("2001:db8::1"), 128))).unwrap().prefix,
+            ip("2001:db8::1")
+        );
         assert_eq!(prefix_of(Some((ip("2001:db8::"), 129))), None);
         assert_eq!(prefix_of(Some((ip("fe80::"), 64))), None);
         assert_eq!(prefix_of(Some((ip("ff02::"), 64))), None);
@@ -604,7 +634,9 @@ mod tests {
     #[test]
     fn dns_options_shrink_to_fit() {
         let cfg = NdpConfig {
-            dns: (1..=200u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)).collect(),
+            dns: (1..=200u16)
+                .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))
+                .collect(),
             search: (0..300).map(|i| format!("d{i}.example")).collect(),
             ..full_config()
         };
@@ -636,7 +668,15 @@ mod tests {
         let cfg = full_config();
         let (result, buf) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(true), &[], 1500);
         let reply = result.unwrap().unwrap();
-        assert_eq!(reply, NdpReply { len: RA.len(), src_ip: cfg.our_ll, dst_ip: guest_ll(), dst_mac: Some(GUEST_MAC) });
+        assert_eq!(
+            reply,
+            NdpReply {
+                len: RA.len(),
+                src_ip: cfg.our_ll,
+                dst_ip: guest_ll(),
+                dst_mac: Some(GUEST_MAC)
+            }
+        );
         assert_eq!(&buf[..reply.len], RA);
         // Without SLLA the engine falls back to the frame's source.
         let (result, _) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(false), &[], 1500);
@@ -648,18 +688,37 @@ mod tests {
     #[test]
     fn router_solicit_from_unspecified_gets_multicast_ra() {
         let cfg = full_config();
-        let (result, _) = run(&cfg, Ipv6Addr::UNSPECIFIED, ALL_ROUTERS, 255, &rs(false), &[], 1500);
+        let (result, _) = run(
+            &cfg,
+            Ipv6Addr::UNSPECIFIED,
+            ALL_ROUTERS,
+            255,
+            &rs(false),
+            &[],
+            1500,
+        );
         let reply = result.unwrap().unwrap();
         assert_eq!((reply.dst_ip, reply.dst_mac), (ALL_NODES, None));
         assert_eq!(reply.dst_mac_or(GUEST_MAC), [0x33, 0x33, 0, 0, 0, 1]);
         // RFC 4861 §6.1.1: no SLLA option from the unspecified address.
-        let (result, _) = run(&cfg, Ipv6Addr::UNSPECIFIED, ALL_ROUTERS, 255, &rs(true), &[], 1500);
+        let (result, _) = run(
+            &cfg,
+            Ipv6Addr::UNSPECIFIED,
+            ALL_ROUTERS,
+            255,
+            &rs(true),
+            &[],
+            1500,
+        );
         assert_eq!(result, Err(NdpError::LlaFromUnspecified));
     }
 
     #[test]
     fn router_solicit_ignored_with_no_ra() {
-        let cfg = NdpConfig { no_ra: true, ..full_config() };
+        let cfg = NdpConfig {
+            no_ra: true,
+            ..full_config()
+        };
         let (result, buf) = run(&cfg, guest_ll(), ALL_ROUTERS, 255, &rs(true), &[], 1500);
         assert_eq!(result, Ok(None));
         assert!(buf.iter().all(|&b| b == 0xa5));
@@ -681,10 +740,25 @@ mod tests {
     fn neighbor_solicit_gets_solicited_na() {
         let cfg = full_config();
         let target = ip("2001:db8:1:2::1");
-        let (result, buf) =
-            run(&cfg, guest_ll(), ndp::solicited_node(target), 255, &ns(target, true), &[ip("2001:db8:1:2::99")], 1500);
+        let (result, buf) = run(
+            &cfg,
+            guest_ll(),
+            ndp::solicited_node(target),
+            255,
+            &ns(target, true),
+            &[ip("2001:db8:1:2::99")],
+            1500,
+        );
         let reply = result.unwrap().unwrap();
-        assert_eq!(reply, NdpReply { len: 32, src_ip: target, dst_ip: guest_ll(), dst_mac: Some(GUEST_MAC) });
+        assert_eq!(
+            reply,
+            NdpReply {
+                len: 32,
+                src_ip: target,
+                dst_ip: guest_ll(),
+                dst_mac: Some(GUEST_MAC)
+            }
+        );
         #[rustfmt::skip]
         let want = [
             0x88, 0x00, 0x00, 0x00, // NA, checksum left zero
@@ -695,27 +769,59 @@ mod tests {
         assert_eq!(&buf[..32], &want);
         // Unicast NS (neighbour unreachability detection) for our
         // link-local address, without SLLA.
-        let (result, _) = run(&cfg, guest_ll(), cfg.our_ll, 255, &ns(cfg.our_ll, false), &[], 1500);
+        let (result, _) = run(
+            &cfg,
+            guest_ll(),
+            cfg.our_ll,
+            255,
+            &ns(cfg.our_ll, false),
+            &[],
+            1500,
+        );
         let reply = result.unwrap().unwrap();
-        assert_eq!((reply.src_ip, reply.dst_ip, reply.dst_mac), (cfg.our_ll, guest_ll(), None));
+        assert_eq!(
+            (reply.src_ip, reply.dst_ip, reply.dst_mac),
+            (cfg.our_ll, guest_ll(), None)
+        );
     }
 
     #[test]
     fn dad_probe_is_never_answered() {
         let cfg = full_config();
         let tentative = ip("2001:db8:1:2:5054:ff:fe12:3456");
-        let (result, buf) =
-            run(&cfg, Ipv6Addr::UNSPECIFIED, ndp::solicited_node(tentative), 255, &ns(tentative, false), &[], 1500);
+        let (result, buf) = run(
+            &cfg,
+            Ipv6Addr::UNSPECIFIED,
+            ndp::solicited_node(tentative),
+            255,
+            &ns(tentative, false),
+            &[],
+            1500,
+        );
         assert_eq!(result, Ok(None));
         assert!(buf.iter().all(|&b| b == 0xa5));
         // Even for an address that is not the guest's.
         let other = ip("2001:db8:1:2::7");
-        let (result, _) =
-            run(&cfg, Ipv6Addr::UNSPECIFIED, ndp::solicited_node(other), 255, &ns(other, false), &[], 1500);
+        let (result, _) = run(
+            &cfg,
+            Ipv6Addr::UNSPECIFIED,
+            ndp::solicited_node(other),
+            255,
+            &ns(other, false),
+            &[],
+            1500,
+        );
         assert_eq!(result, Ok(None));
         // A DAD probe carrying SLLA is invalid.
-        let (result, _) =
-            run(&cfg, Ipv6Addr::UNSPECIFIED, ndp::solicited_node(other), 255, &ns(other, true), &[], 1500);
+        let (result, _) = run(
+            &cfg,
+            Ipv6Addr::UNSPECIFIED,
+            ndp::solicited_node(other),
+            255,
+            &ns(other, true),
+            &[],
+            1500,
+        );
         assert_eq!(result, Err(NdpError::LlaFromUnspecified));
     }
 
@@ -725,7 +831,15 @@ mod tests {
         let own = ip("2001:db8:1:2:5054:ff:fe12:3456");
         let guest = [guest_ll(), own];
         for target in guest {
-            let (result, _) = run(&cfg, own, ndp::solicited_node(target), 255, &ns(target, true), &guest, 1500);
+            let (result, _) = run(
+                &cfg,
+                own,
+                ndp::solicited_node(target),
+                255,
+                &ns(target, true),
+                &guest,
+                1500,
+            );
             assert_eq!(result, Ok(None), "{target}");
         }
     }
@@ -735,9 +849,20 @@ mod tests {
         let cfg = full_config();
         let src = guest_ll();
         let (result, _) = run(&cfg, src, ALL_NODES, 255, &ns(ALL_NODES, true), &[], 1500);
-        assert_eq!(result, Err(NdpError::Malformed(ndp::Error::MulticastTarget)));
+        assert_eq!(
+            result,
+            Err(NdpError::Malformed(ndp::Error::MulticastTarget))
+        );
         let unspec = Ipv6Addr::UNSPECIFIED;
-        let (result, _) = run(&cfg, src, ndp::solicited_node(unspec), 255, &ns(unspec, true), &[], 1500);
+        let (result, _) = run(
+            &cfg,
+            src,
+            ndp::solicited_node(unspec),
+            255,
+            &ns(unspec, true),
+            &[],
+            1500,
+        );
         assert_eq!(result, Err(NdpError::BadTarget));
         let target = ip("2001:db8::1");
         let (result, _) = run(&cfg, src, ALL_NODES, 255, &ns(target, true), &[], 1500);
@@ -747,7 +872,10 @@ mod tests {
         let mut zero_len = ns(target, true);
         zero_len[25] = 0;
         let (result, _) = run(&cfg, src, target, 255, &zero_len, &[], 1500);
-        assert_eq!(result, Err(NdpError::Malformed(ndp::Error::ZeroLengthOption)));
+        assert_eq!(
+            result,
+            Err(NdpError::Malformed(ndp::Error::ZeroLengthOption))
+        );
         let (result, _) = run(&cfg, src, target, 255, &ns(target, true)[..30], &[], 1500);
         assert_eq!(result, Err(NdpError::Malformed(ndp::Error::OptionPastEnd)));
         let (result, _) = run(&cfg, src, target, 255, &[], &[], 1500);
@@ -757,7 +885,9 @@ mod tests {
     #[test]
     fn guest_ras_nas_and_redirects_are_ignored() {
         let cfg = full_config();
-        let na = [0x88, 0, 0, 0, 0x20, 0, 0, 0, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let na = [
+            0x88, 0, 0, 0, 0x20, 0, 0, 0, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        ];
         for msg in [RA, &na[..], &[137u8; 40][..], &[128u8, 0, 0, 0][..]] {
             let (result, _) = run(&cfg, guest_ll(), ALL_NODES, 255, msg, &[], 1500);
             assert_eq!(result, Ok(None));
@@ -769,7 +899,15 @@ mod tests {
         let cfg = full_config();
         let target = ip("2001:db8::1");
         for out_len in 0..32 {
-            let (result, _) = run(&cfg, guest_ll(), target, 255, &ns(target, true), &[], out_len);
+            let (result, _) = run(
+                &cfg,
+                guest_ll(),
+                target,
+                255,
+                &ns(target, true),
+                &[],
+                out_len,
+            );
             assert_eq!(result, Err(NdpError::OutTooSmall), "{out_len}");
         }
         for out_len in 0..24 {
@@ -789,23 +927,43 @@ mod tests {
         let mut rng = Rng::new(0x7061_7373_742d_6e64);
         let cfg = full_config();
         let target = ip("2001:db8:1:2::1");
-        let fixtures = [&rs(true)[..], &rs(false)[..], &ns(target, true)[..], &ns(target, false)[..], RA];
+        let fixtures = [
+            &rs(true)[..],
+            &rs(false)[..],
+            &ns(target, true)[..],
+            &ns(target, false)[..],
+            RA,
+        ];
         let fixtures: Vec<Vec<u8>> = fixtures.iter().map(|f| f.to_vec()).collect();
         let fixtures: Vec<&[u8]> = fixtures.iter().map(|f| &f[..]).collect();
-        let addrs = [Ipv6Addr::UNSPECIFIED, guest_ll(), target, ALL_NODES, ndp::solicited_node(target), cfg.our_ll];
+        let addrs = [
+            Ipv6Addr::UNSPECIFIED,
+            guest_ll(),
+            target,
+            ALL_NODES,
+            ndp::solicited_node(target),
+            cfg.our_ll,
+        ];
         let mut answered = 0;
         for _ in 0..10_000 {
             let msg = mutate(&mut rng, &fixtures);
             let src = addrs[rng.below(addrs.len())];
             let dst = addrs[rng.below(addrs.len())];
             let hop = if rng.below(10) == 0 { rng.byte() } else { 255 };
-            let out_len = if rng.below(4) == 0 { rng.below(120) } else { 1500 };
+            let out_len = if rng.below(4) == 0 {
+                rng.below(120)
+            } else {
+                1500
+            };
             let (result, buf) = run(&cfg, src, dst, hop, &msg, &[guest_ll()], out_len);
             if let Ok(Some(reply)) = result {
                 answered += 1;
                 // Every reply is a valid NDP message.
                 let repr = Repr::parse_bytes(&buf[..reply.len]).unwrap();
-                assert!(matches!(repr, Repr::RouterAdvert { .. } | Repr::NeighborAdvert { .. }));
+                assert!(matches!(
+                    repr,
+                    Repr::RouterAdvert { .. } | Repr::NeighborAdvert { .. }
+                ));
                 assert!(!reply.dst_ip.is_unspecified());
             }
         }

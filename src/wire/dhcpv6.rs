@@ -954,9 +954,15 @@ pub(crate) mod tests {
         assert_eq!(repr.client_id, Some(&KIT_SOLICIT[8..18]));
         assert_eq!(repr.server_id, None);
         let ia = repr.ia_na.unwrap();
-        assert_eq!((ia.iaid, ia.t1, ia.t2, ia.addrs.len(), ia.status), (1, 0, 0, 0, None));
+        assert_eq!(
+            (ia.iaid, ia.t1, ia.t2, ia.addrs.len(), ia.status),
+            (1, 0, 0, 0, None)
+        );
         assert_eq!(repr.elapsed_time, Some(0));
-        assert_eq!(repr.requested.unwrap().iter().collect::<Vec<_>>(), vec![code::DNS_SERVERS]);
+        assert_eq!(
+            repr.requested.unwrap().iter().collect::<Vec<_>>(),
+            vec![code::DNS_SERVERS]
+        );
         assert!(!repr.rapid_commit);
         let mut out = vec![0u8; repr.buffer_len()];
         assert_eq!(repr.emit(&mut out), Ok(KIT_SOLICIT.len()));
@@ -970,7 +976,11 @@ pub(crate) mod tests {
 
     #[test]
     fn reply_built_from_parts_matches_fixture() {
-        let addrs = [IaAddr { addr: ip("2001:db8::5"), preferred_lifetime: 7200, valid_lifetime: 10800 }];
+        let addrs = [IaAddr {
+            addr: ip("2001:db8::5"),
+            preferred_lifetime: 7200,
+            valid_lifetime: 10800,
+        }];
         let dns = [ip("2001:db8::53")];
         let search = ["a.example".to_string(), "b.".to_string()];
         let repr = Repr {
@@ -980,7 +990,10 @@ pub(crate) mod tests {
                 t1: 3600,
                 t2: 5400,
                 addrs: IaAddrList::Addrs(&addrs),
-                status: Some(Status { code: StatusCode::Success, message: b"ok" }),
+                status: Some(Status {
+                    code: StatusCode::Success,
+                    message: b"ok",
+                }),
             }),
             dns_servers: Some(Ipv6List::Addrs(&dns)),
             domain_list: Some(DomainList::Names(&search)),
@@ -992,7 +1005,10 @@ pub(crate) mod tests {
         assert_eq!(&out[..], REPLY);
         let parsed = Repr::parse(REPLY).unwrap();
         assert_eq!(parsed, repr);
-        assert_eq!(parsed.domain_list.unwrap().to_strings(), vec!["a.example", "b"]);
+        assert_eq!(
+            parsed.domain_list.unwrap().to_strings(),
+            vec!["a.example", "b"]
+        );
         assert_eq!(
             parsed.to_string(),
             "REPLY xid=00002a cid=0004aa ia_na=7 t1=3600 t2=5400 addr=2001:db8::5 pref=7200 \
@@ -1008,7 +1024,11 @@ pub(crate) mod tests {
                 Err(Error::Truncated)
             } else {
                 // The option that starts at or before `len`.
-                let &(start, code) = SOLICIT_OPTIONS.iter().rev().find(|(at, _)| *at <= len).unwrap();
+                let &(start, code) = SOLICIT_OPTIONS
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| *at <= len)
+                    .unwrap();
                 match len - start {
                     0 => Ok(()),
                     1..=3 => Err(Error::OptionPastEnd { code: None }),
@@ -1035,25 +1055,51 @@ pub(crate) mod tests {
     fn option_length_zero() {
         // A client id of length 0 is no DUID.
         let got = check(&solicit_with(&[0, 1, 0, 0]));
-        assert_eq!(got, Err(Error::BadOptionLength { code: code::CLIENTID, len: 0 }));
+        assert_eq!(
+            got,
+            Err(Error::BadOptionLength {
+                code: code::CLIENTID,
+                len: 0
+            })
+        );
         // Elapsed time needs 2 bytes, IA_NA 12, status 2.
-        for c in [code::ELAPSED_TIME, code::IA_NA, code::STATUS_CODE, code::PREFERENCE, code::SERVERID] {
+        for c in [
+            code::ELAPSED_TIME,
+            code::IA_NA,
+            code::STATUS_CODE,
+            code::PREFERENCE,
+            code::SERVERID,
+        ] {
             let [h, l] = c.to_be_bytes();
-            assert_eq!(check(&solicit_with(&[h, l, 0, 0])), Err(Error::BadOptionLength { code: c, len: 0 }));
+            assert_eq!(
+                check(&solicit_with(&[h, l, 0, 0])),
+                Err(Error::BadOptionLength { code: c, len: 0 })
+            );
         }
         // Empty is right for Rapid Commit and harmless for unknown options.
         assert!(Repr::parse(&solicit_with(&[0, 14, 0, 0])).map(|r| r.rapid_commit) == Ok(true));
         assert!(check(&solicit_with(&[0x12, 0x34, 0, 0])).is_ok());
         // Rapid Commit with data is not.
         let got = check(&solicit_with(&[0, 14, 0, 1, 0]));
-        assert_eq!(got, Err(Error::BadOptionLength { code: code::RAPID_COMMIT, len: 1 }));
+        assert_eq!(
+            got,
+            Err(Error::BadOptionLength {
+                code: code::RAPID_COMMIT,
+                len: 1
+            })
+        );
     }
 
     #[test]
     fn option_past_end() {
         // Top level: claims 16 bytes, has 2.
         let got = check(&solicit_with(&[0, 1, 0, 16, 0, 3]));
-        assert_eq!(got, Err(Error::OptionPastEnd { code: Some(code::CLIENTID) }));
+        assert_eq!(
+            got,
+            Err(Error::OptionPastEnd {
+                code: Some(code::CLIENTID)
+            })
+        );
         // Inside an IA_NA: an IA Address claiming 24 bytes in a 16-byte IA.
         #[rustfmt::skip]
         let ia = [
@@ -1065,27 +1111,55 @@ pub(crate) mod tests {
         // harmless unknown option so only the nested overrun can fail.
         let mut m = solicit_with(&ia[..20]);
         m.extend_from_slice(&[0x7f, 0x7f, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(check(&m), Err(Error::OptionPastEnd { code: Some(code::IAADDR) }));
+        assert_eq!(
+            check(&m),
+            Err(Error::OptionPastEnd {
+                code: Some(code::IAADDR)
+            })
+        );
         // A sub-option of an IA Address running past it.
         let mut ia = vec![0, 3, 0, 44, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 28];
         ia.extend_from_slice(&[0; 24]);
         ia.extend_from_slice(&[0, 13, 0, 9]);
-        assert_eq!(check(&solicit_with(&ia)), Err(Error::OptionPastEnd { code: Some(code::STATUS_CODE) }));
+        assert_eq!(
+            check(&solicit_with(&ia)),
+            Err(Error::OptionPastEnd {
+                code: Some(code::STATUS_CODE)
+            })
+        );
     }
 
     #[test]
     fn bad_lengths_of_known_options() {
         let mut ia = vec![0, 3, 0, 36, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 20];
         ia.extend_from_slice(&[0; 20]);
-        assert_eq!(check(&solicit_with(&ia)), Err(Error::BadOptionLength { code: code::IAADDR, len: 20 }));
+        assert_eq!(
+            check(&solicit_with(&ia)),
+            Err(Error::BadOptionLength {
+                code: code::IAADDR,
+                len: 20
+            })
+        );
         let oro = [0, 6, 0, 3, 0, 23, 0];
-        assert_eq!(check(&solicit_with(&oro)), Err(Error::BadOptionLength { code: code::ORO, len: 3 }));
+        assert_eq!(
+            check(&solicit_with(&oro)),
+            Err(Error::BadOptionLength {
+                code: code::ORO,
+                len: 3
+            })
+        );
         let mut dns = vec![0, 23, 0, 17];
         dns.extend_from_slice(&[0; 17]);
-        assert_eq!(check(&solicit_with(&dns)), Err(Error::BadOptionLength { code: 23, len: 17 }));
+        assert_eq!(
+            check(&solicit_with(&dns)),
+            Err(Error::BadOptionLength { code: 23, len: 17 })
+        );
         let mut duid = vec![0, 1, 0, 131];
         duid.extend_from_slice(&[0; 131]);
-        assert_eq!(check(&solicit_with(&duid)), Err(Error::BadOptionLength { code: 1, len: 131 }));
+        assert_eq!(
+            check(&solicit_with(&duid)),
+            Err(Error::BadOptionLength { code: 1, len: 131 })
+        );
         let domain = [0, 24, 0, 3, 0xc0, 0x0c, 0];
         assert_eq!(check(&solicit_with(&domain)), Err(Error::BadDomainName));
         let domain = [0, 24, 0, 3, 1, b'a', 0, 0];
@@ -1093,7 +1167,10 @@ pub(crate) mod tests {
         let domain = [0, 24, 0, 4, 1, b'a', 0, 0];
         assert_eq!(check(&solicit_with(&domain)), Err(Error::BadDomainName));
         let ia_pd = [0, 25, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0];
-        assert_eq!(check(&solicit_with(&ia_pd)), Err(Error::BadOptionLength { code: 25, len: 8 }));
+        assert_eq!(
+            check(&solicit_with(&ia_pd)),
+            Err(Error::BadOptionLength { code: 25, len: 8 })
+        );
     }
 
     #[test]
@@ -1114,7 +1191,10 @@ pub(crate) mod tests {
             assert!(buf[len..].iter().all(|&b| b == 0xa5), "len {len}");
         }
         let many = vec![Ipv6Addr::LOCALHOST; 4096];
-        let repr = Repr { dns_servers: Some(Ipv6List::Addrs(&many)), ..Repr::new(MessageType::Reply, 1) };
+        let repr = Repr {
+            dns_servers: Some(Ipv6List::Addrs(&many)),
+            ..Repr::new(MessageType::Reply, 1)
+        };
         let mut big = vec![0u8; repr.buffer_len()];
         assert_eq!(repr.emit(&mut big), Err(Error::OptionTooLong));
     }
@@ -1126,8 +1206,14 @@ pub(crate) mod tests {
         for _ in 0..10_000 {
             let msg = mutate(&mut rng, &[KIT_SOLICIT, KIT_REQUEST, REPLY]);
             let packet = Packet::new_unchecked(&msg[..]);
-            let _ = (packet.transaction_id(), packet.has_option(code::IA_PD), packet.to_string());
-            let Ok(repr) = Repr::parse(&msg) else { continue };
+            let _ = (
+                packet.transaction_id(),
+                packet.has_option(code::IA_PD),
+                packet.to_string(),
+            );
+            let Ok(repr) = Repr::parse(&msg) else {
+                continue;
+            };
             parsed += 1;
             let _ = repr.to_string();
             let mut out = vec![0u8; repr.buffer_len()];

@@ -1289,7 +1289,10 @@ pub(crate) mod tests {
         assert_eq!(packet.code(), 0);
         assert_eq!(packet.checksum(), 0x1234);
         let repr = Repr::parse(&packet).unwrap();
-        assert_eq!(repr.options().source_lla(), Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+        assert_eq!(
+            repr.options().source_lla(),
+            Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
+        );
         assert_eq!(repr.options().target_lla(), None);
         let mut out = vec![0xeeu8; repr.buffer_len()];
         assert_eq!(repr.emit(&mut out), Ok(RS.len()));
@@ -1301,16 +1304,31 @@ pub(crate) mod tests {
     #[test]
     fn neighbor_solicit_and_advert_fields() {
         let ns = Repr::parse_bytes(NS).unwrap();
-        assert_eq!(ns, Repr::NeighborSolicit { target: ip("fe80::1"), options: Options::parse(&NS[24..]).unwrap() });
+        assert_eq!(
+            ns,
+            Repr::NeighborSolicit {
+                target: ip("fe80::1"),
+                options: Options::parse(&NS[24..]).unwrap()
+            }
+        );
         let na = Packet::new_checked(NA).unwrap();
-        assert_eq!(na.na_flags(), NA_FLAG_ROUTER | NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE);
+        assert_eq!(
+            na.na_flags(),
+            NA_FLAG_ROUTER | NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE
+        );
         assert_eq!(na.target_addr(), ip("2001:db8::1"));
         let repr = Repr::parse(&na).unwrap();
-        assert_eq!(repr.options().target_lla(), Some([0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55]));
+        assert_eq!(
+            repr.options().target_lla(),
+            Some([0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55])
+        );
         let mut out = [0u8; 32];
         assert_eq!(repr.emit(&mut out), Ok(32));
         assert_eq!(&out[..], NA);
-        assert_eq!(repr.to_string(), "NA target=2001:db8::1 R S O tlla=9a:55:9a:55:9a:55");
+        assert_eq!(
+            repr.to_string(),
+            "NA target=2001:db8::1 R S O tlla=9a:55:9a:55:9a:55"
+        );
     }
 
     #[test]
@@ -1337,8 +1355,14 @@ pub(crate) mod tests {
                     preferred_lifetime: INFINITE_LIFETIME,
                     prefix: ip("2001:db8:1:2::"),
                 }),
-                NdpOption::Rdnss { lifetime: INFINITE_LIFETIME, servers: Ipv6List::Addrs(&dns) },
-                NdpOption::Dnssl { lifetime: INFINITE_LIFETIME, names: DomainList::Names(&search) },
+                NdpOption::Rdnss {
+                    lifetime: INFINITE_LIFETIME,
+                    servers: Ipv6List::Addrs(&dns)
+                },
+                NdpOption::Dnssl {
+                    lifetime: INFINITE_LIFETIME,
+                    names: DomainList::Names(&search)
+                },
             ]
         );
         // Each option written back gives its bytes.
@@ -1379,7 +1403,11 @@ pub(crate) mod tests {
                 24 => Ok(()),
                 _ => Err(Error::OptionPastEnd),
             };
-            assert_eq!(Repr::parse_bytes(&NS[..len]).map(|_| ()), want, "NS len {len}");
+            assert_eq!(
+                Repr::parse_bytes(&NS[..len]).map(|_| ()),
+                want,
+                "NS len {len}"
+            );
         }
         for len in 0..RS.len() {
             let want = match len {
@@ -1387,7 +1415,11 @@ pub(crate) mod tests {
                 8 => Ok(()),
                 _ => Err(Error::OptionPastEnd),
             };
-            assert_eq!(Repr::parse_bytes(&RS[..len]).map(|_| ()), want, "RS len {len}");
+            assert_eq!(
+                Repr::parse_bytes(&RS[..len]).map(|_| ()),
+                want,
+                "RS len {len}"
+            );
         }
     }
 
@@ -1417,8 +1449,22 @@ pub(crate) mod tests {
         let cases: &[(usize, u8, Error)] = &[
             // (offset of the length byte in a copy of RA extended by 8 zero
             //  bytes, new length, expected error)
-            (17, 2, Error::BadOptionLength { kind: kind::SOURCE_LLA, len: 2 }),
-            (25, 2, Error::BadOptionLength { kind: kind::MTU, len: 2 }),
+            (
+                17,
+                2,
+                Error::BadOptionLength {
+                    kind: kind::SOURCE_LLA,
+                    len: 2,
+                },
+            ),
+            (
+                25,
+                2,
+                Error::BadOptionLength {
+                    kind: kind::MTU,
+                    len: 2,
+                },
+            ),
         ];
         for &(at, len, want) in cases {
             let mut ra = RA[..64].to_vec();
@@ -1430,7 +1476,13 @@ pub(crate) mod tests {
         let mut ra = RA[..64].to_vec();
         ra[33] = 3;
         ra.truncate(56);
-        assert_eq!(Repr::parse_bytes(&ra), Err(Error::BadOptionLength { kind: kind::PREFIX_INFO, len: 3 }));
+        assert_eq!(
+            Repr::parse_bytes(&ra),
+            Err(Error::BadOptionLength {
+                kind: kind::PREFIX_INFO,
+                len: 3
+            })
+        );
         let mut ra = RA[..64].to_vec();
         ra[34] = 129;
         assert_eq!(Repr::parse_bytes(&ra), Err(Error::BadPrefixLength(129)));
@@ -1438,15 +1490,33 @@ pub(crate) mod tests {
         let mut ra = RA[..88].to_vec();
         ra[65] = 2;
         ra.truncate(80);
-        assert_eq!(Repr::parse_bytes(&ra), Err(Error::BadOptionLength { kind: kind::RDNSS, len: 2 }));
+        assert_eq!(
+            Repr::parse_bytes(&ra),
+            Err(Error::BadOptionLength {
+                kind: kind::RDNSS,
+                len: 2
+            })
+        );
         let mut ra = RA[..88].to_vec();
         ra.extend_from_slice(&[0; 8]);
         ra[65] = 4;
-        assert_eq!(Repr::parse_bytes(&ra), Err(Error::BadOptionLength { kind: kind::RDNSS, len: 4 }));
+        assert_eq!(
+            Repr::parse_bytes(&ra),
+            Err(Error::BadOptionLength {
+                kind: kind::RDNSS,
+                len: 4
+            })
+        );
         // DNSSL of one unit has no room for a name.
         let mut ra = RA[..96].to_vec();
         ra[89] = 1;
-        assert_eq!(Repr::parse_bytes(&ra), Err(Error::BadOptionLength { kind: kind::DNSSL, len: 1 }));
+        assert_eq!(
+            Repr::parse_bytes(&ra),
+            Err(Error::BadOptionLength {
+                kind: kind::DNSSL,
+                len: 1
+            })
+        );
     }
 
     #[test]
@@ -1460,11 +1530,20 @@ pub(crate) mod tests {
         let ok = dnssl(&[3, b'a', b'b', b'c', 0, 1, b'x', 0]).unwrap();
         assert_eq!(ok, "dnssl=abc,x lifetime=1");
         // A compression pointer.
-        assert_eq!(dnssl(&[0xc0, 0x0c, 0, 0, 0, 0, 0, 0]), Err(Error::BadDomainName));
+        assert_eq!(
+            dnssl(&[0xc0, 0x0c, 0, 0, 0, 0, 0, 0]),
+            Err(Error::BadDomainName)
+        );
         // Non-zero bytes after the padding started.
-        assert_eq!(dnssl(&[1, b'a', 0, 0, 1, 0, 0, 0]), Err(Error::BadDomainName));
+        assert_eq!(
+            dnssl(&[1, b'a', 0, 0, 1, 0, 0, 0]),
+            Err(Error::BadDomainName)
+        );
         // A label running past the option.
-        assert_eq!(dnssl(&[9, b'a', b'b', b'c', b'd', b'e', b'f', b'g']), Err(Error::BadDomainName));
+        assert_eq!(
+            dnssl(&[9, b'a', b'b', b'c', b'd', b'e', b'f', b'g']),
+            Err(Error::BadDomainName)
+        );
         // Only padding.
         assert_eq!(dnssl(&[0; 8]), Err(Error::BadDomainName));
     }
@@ -1477,7 +1556,10 @@ pub(crate) mod tests {
         let mut ns = NS.to_vec();
         ns[8..24].copy_from_slice(&ip("ff02::1").octets());
         assert_eq!(Repr::parse_bytes(&ns), Err(Error::MulticastTarget));
-        assert_eq!(Repr::parse_bytes(&[128, 0, 0, 0, 0, 0, 0, 0]), Err(Error::UnknownType(128)));
+        assert_eq!(
+            Repr::parse_bytes(&[128, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::UnknownType(128))
+        );
         assert_eq!(Repr::parse_bytes(&[137; 40]), Err(Error::UnknownType(137)));
     }
 
@@ -1487,12 +1569,21 @@ pub(crate) mod tests {
         rs.extend_from_slice(&[14, 1, 1, 2, 3, 4, 5, 6]); // a nonce option
         let repr = Repr::parse_bytes(&rs).unwrap();
         let option = repr.options().iter().next().unwrap();
-        assert_eq!(option, NdpOption::Unknown { kind: 14, data: &[1, 2, 3, 4, 5, 6] });
+        assert_eq!(
+            option,
+            NdpOption::Unknown {
+                kind: 14,
+                data: &[1, 2, 3, 4, 5, 6]
+            }
+        );
         let mut out = [0u8; 8];
         assert_eq!(option.emit(&mut out), Ok(8));
         assert_eq!(&out[..], &rs[8..]);
         // A short body gets padded to 8 bytes.
-        let short = NdpOption::Unknown { kind: 99, data: &[7] };
+        let short = NdpOption::Unknown {
+            kind: 99,
+            data: &[7],
+        };
         assert_eq!(short.buffer_len(), 8);
         assert_eq!(short.emit(&mut out), Ok(8));
         assert_eq!(out, [99, 1, 7, 0, 0, 0, 0, 0]);
@@ -1507,9 +1598,15 @@ pub(crate) mod tests {
             assert!(buf[len..].iter().all(|&b| b == 0xa5), "len {len}");
         }
         let servers = vec![ip("::1"); 128];
-        let rdnss = NdpOption::Rdnss { lifetime: 1, servers: Ipv6List::Addrs(&servers) };
+        let rdnss = NdpOption::Rdnss {
+            lifetime: 1,
+            servers: Ipv6List::Addrs(&servers),
+        };
         assert_eq!(rdnss.emit(&mut [0u8; 4096]), Err(Error::OptionTooLong));
-        let rdnss = NdpOption::Rdnss { lifetime: 1, servers: Ipv6List::Addrs(&servers[..127]) };
+        let rdnss = NdpOption::Rdnss {
+            lifetime: 1,
+            servers: Ipv6List::Addrs(&servers[..127]),
+        };
         assert_eq!(rdnss.emit(&mut [0u8; 4096]), Ok(MAX_OPTION_LEN));
     }
 
@@ -1534,7 +1631,10 @@ pub(crate) mod tests {
         assert_eq!(list.encoded_len(), 5 + 3);
         assert_eq!(list.to_strings(), vec!["a.b", "c"]);
         assert_eq!(check_names(b"\x01a\x01b\x00\x01c\x00", false), Ok(8));
-        assert_eq!(check_names(b"\x01a\x00\x00", false), Err(Error::BadDomainName));
+        assert_eq!(
+            check_names(b"\x01a\x00\x00", false),
+            Err(Error::BadDomainName)
+        );
         assert_eq!(check_names(b"\x01a\x00\x00", true), Ok(3));
         assert_eq!(check_names(b"\x01a", false), Err(Error::BadDomainName));
         let odd = DomainList::Wire(b"\x03a.b\x02\x00\xff\x00");
@@ -1543,9 +1643,15 @@ pub(crate) mod tests {
 
     #[test]
     fn multicast_helpers() {
-        assert_eq!(solicited_node(ip("2001:db8::12:3456")), ip("ff02::1:ff12:3456"));
+        assert_eq!(
+            solicited_node(ip("2001:db8::12:3456")),
+            ip("ff02::1:ff12:3456")
+        );
         assert_eq!(multicast_mac(ALL_NODES), [0x33, 0x33, 0, 0, 0, 1]);
-        assert_eq!(multicast_mac(ip("ff02::1:ff12:3456")), [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]);
+        assert_eq!(
+            multicast_mac(ip("ff02::1:ff12:3456")),
+            [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]
+        );
     }
 
     /// xorshift64*, fixed seed: reproducible pseudo-random input.
@@ -1601,9 +1707,16 @@ pub(crate) mod tests {
         for _ in 0..10_000 {
             let msg = mutate(&mut rng, &[RS, NS, NA, RA]);
             let packet = Packet::new_unchecked(&msg[..]);
-            let _ = (packet.checksum(), packet.target_addr(), packet.router_lifetime(), packet.options());
+            let _ = (
+                packet.checksum(),
+                packet.target_addr(),
+                packet.router_lifetime(),
+                packet.options(),
+            );
             let _ = packet.to_string();
-            let Ok(repr) = Repr::parse_bytes(&msg) else { continue };
+            let Ok(repr) = Repr::parse_bytes(&msg) else {
+                continue;
+            };
             parsed += 1;
             let _ = repr.to_string();
             let mut out = vec![0u8; repr.buffer_len()];
