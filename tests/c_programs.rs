@@ -184,15 +184,37 @@ fn in_private_tmp(script: &str, env: &[(&str, &OsStr)]) -> Option<Output> {
         eprintln!("skipped: needs root, unshare and python3");
         return None;
     }
+    // The build tree may itself be under /tmp (a clone there), which the
+    // tmpfs hides: the programs and the library run from a copy elsewhere.
+    static STAGE_SEQ: AtomicUsize = AtomicUsize::new(0);
+    let n = STAGE_SEQ.fetch_add(1, Ordering::Relaxed);
+    let stage = Path::new("/dev/shm").join(format!("passt-c-test-{}-{n}", std::process::id()));
+    fs::create_dir_all(&stage).expect("staging dir");
+    for entry in fs::read_dir(lib_dir()).expect("lib dir").flatten() {
+        if entry.file_name().to_string_lossy().starts_with("libpasst.so") {
+            fs::copy(entry.path(), stage.join(entry.file_name())).expect("copy libpasst");
+        }
+    }
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-ec"])
         .arg(format!("mount -t tmpfs passt-test /tmp\n{SH_WAIT_FOR_SOCKET}\n{script}"))
         .env("PY_STALE", PY_STALE_SOCKET)
-        .env("PY_LISTENER", PY_LISTENER);
+        .env("PY_LISTENER", PY_LISTENER)
+        .env("LD_LIBRARY_PATH", &stage)
+        .current_dir("/");
     for (k, v) in env {
-        cmd.env(k, v);
+        let path = Path::new(v);
+        if path.is_file() {
+            let copy = stage.join(path.file_name().expect("a file name"));
+            fs::copy(path, &copy).expect("copy program");
+            cmd.env(k, copy);
+        } else {
+            cmd.env(k, v);
+        }
     }
-    Some(run(&mut cmd))
+    let out = run(&mut cmd);
+    let _ = fs::remove_dir_all(&stage);
+    Some(out)
 }
 
 /// Python for sockets inside the namespace, given to the scripts in the
