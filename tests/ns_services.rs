@@ -242,3 +242,22 @@ fn ping_sockets_refused_gives_one_clear_log_line_and_no_crash() {
     let told: Vec<_> = lines.iter().filter(|l| l.contains("ping_group_range")).collect();
     assert_eq!(told.len(), 1, "one log line, naming the sysctl: {lines:?}");
 }
+
+/// `pcap`: every frame both ways, in a file tcpdump reads.
+#[test]
+fn pcap_capture_has_both_directions_and_tcpdump_reads_it() {
+    let file = std::env::temp_dir().join(format!("passt-svc-{}.pcap", std::process::id()));
+    let pcap = format!("pcap={}", file.display());
+    {
+        let s = setup("svc-pcap", &[&pcap]);
+        let seen = udhcpc(&s.guest, &[]);
+        assert!(seen.contains("bound"), "{seen}");
+    }
+    let out = std::process::Command::new("tcpdump").args(["-nn", "-e", "-r"]).arg(&file).output().expect("tcpdump runs");
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tcpdump: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("BOOTP/DHCP, Request"), "guest's DHCP request captured:\n{text}");
+    assert!(text.contains("192.0.2.1.67 > ") && text.contains("BOOTP/DHCP, Reply"), "our reply captured:\n{text}");
+    assert!(text.contains("router advertisement"), "our RA captured:\n{text}");
+}
