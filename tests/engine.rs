@@ -63,6 +63,9 @@ fn frames_attachment_answers_arp_through_the_callback() {
     assert_eq!(frames.len(), 1, "one reply, none for the guest's own address");
     check_arp_reply(&frames[0], [10, 0, 2, 2]);
     assert_eq!(inst.stats().dropped(passt::stats::Drop::Truncated), 1);
+    assert_eq!(inst.stats().frames_in, 3);
+    assert_eq!(inst.stats().frames_out, 1);
+    assert_eq!(inst.stats().bytes_out, frames[0].len() as u64);
 }
 
 #[test]

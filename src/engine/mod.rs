@@ -381,11 +381,14 @@ impl Instance {
 
     /// Sends queued frames; pauses or resumes host sockets accordingly.
     fn flush_guest(&mut self) {
-        if let Some(p) = self.core.pcap.as_mut() {
-            for frame in self.core.tx.take_new() {
-                if p.record(self.core.now, frame).is_err() {
-                    self.core.pcap = None;
-                    break;
+        let core = &mut self.core;
+        for frame in core.tx.take_new() {
+            core.stats.frames_out += 1;
+            core.stats.bytes_out += frame.len() as u64;
+            if let Some(p) = core.pcap.as_mut() {
+                if p.record(core.now, frame).is_err() {
+                    log::warn!("pcap capture stopped: cannot write the file");
+                    core.pcap = None;
                 }
             }
         }
