@@ -33,6 +33,8 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use super::{array_at, be16, be32, put};
+
 /// Length of the fixed BOOTP header, `op` through `file` (RFC 2131 figure 1).
 pub const FIXED_HEADER_LEN: usize = 236;
 /// The magic cookie 99.130.83.99 opening the options (RFC 2131 section 3).
@@ -316,21 +318,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
-    /// `N` bytes at `at`, or zeros if the buffer is too short.
-    fn bytes<const N: usize>(&self, at: usize) -> [u8; N] {
-        let mut out = [0u8; N];
-        if let Some(src) = self.buffer.as_ref().get(at..at + N) {
-            out.copy_from_slice(src);
-        }
-        out
+    fn bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
     }
 
     fn byte(&self, at: usize) -> u8 {
-        self.buffer.as_ref().get(at).copied().unwrap_or(0)
+        self.bytes().get(at).copied().unwrap_or(0)
     }
 
     fn addr(&self, range: core::ops::Range<usize>) -> Ipv4Addr {
-        Ipv4Addr::from(self.bytes::<4>(range.start))
+        Ipv4Addr::from(be32(self.bytes(), range.start))
     }
 
     /// `op`: request or reply.
@@ -355,17 +352,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// `xid`: transaction identifier chosen by the client.
     pub fn xid(&self) -> u32 {
-        u32::from_be_bytes(self.bytes(field::XID.start))
+        be32(self.bytes(), field::XID.start)
     }
 
     /// `secs`: seconds since the client began.
     pub fn secs(&self) -> u16 {
-        u16::from_be_bytes(self.bytes(field::SECS.start))
+        be16(self.bytes(), field::SECS.start)
     }
 
     /// `flags`, all 16 bits.
     pub fn flags(&self) -> u16 {
-        u16::from_be_bytes(self.bytes(field::FLAGS.start))
+        be16(self.bytes(), field::FLAGS.start)
     }
 
     /// The broadcast bit of `flags`: the client cannot receive unicast
@@ -396,24 +393,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// `chaddr`: the 16-byte client hardware address field.
     pub fn chaddr(&self) -> [u8; 16] {
-        self.bytes(field::CHADDR.start)
+        array_at(self.bytes(), field::CHADDR.start)
     }
 
     /// The first six bytes of `chaddr`: the client's MAC when `htype` is 1
     /// and `hlen` is 6.
     pub fn client_mac(&self) -> [u8; 6] {
-        self.bytes(field::CHADDR.start)
+        array_at(self.bytes(), field::CHADDR.start)
     }
 
     /// The four bytes after the fixed header.
     pub fn magic_cookie(&self) -> u32 {
-        u32::from_be_bytes(self.bytes(field::MAGIC.start))
+        be32(self.bytes(), field::MAGIC.start)
     }
 
     /// Iterates over the options (empty, with an error, if the buffer is
     /// shorter than the header).
     pub fn options(&self) -> OptionsIter<'_> {
-        OptionsIter::new(self.buffer.as_ref().get(OPTIONS_OFFSET..).unwrap_or(&[]))
+        OptionsIter::new(self.bytes().get(OPTIONS_OFFSET..).unwrap_or(&[]))
     }
 }
 
@@ -421,9 +418,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Writes `value` at `at`; a write past the end is dropped (emitters
     /// check the length first, so this never happens on their path).
     fn set_bytes(&mut self, at: usize, value: &[u8]) {
-        if let Some(dst) = self.buffer.as_mut().get_mut(at..at + value.len()) {
-            dst.copy_from_slice(value);
-        }
+        let _ = put(self.buffer.as_mut(), at, value);
     }
 
     /// Sets `op`.
@@ -954,16 +949,9 @@ fn option_len_valid(code: u8, len: usize) -> bool {
     }
 }
 
-fn be_u16(data: &[u8]) -> Option<u16> {
-    Some(u16::from_be_bytes(data.get(..2)?.try_into().ok()?))
-}
-
-fn be_u32(data: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(data.get(..4)?.try_into().ok()?))
-}
-
+/// The address opening `data` (options of a checked length).
 fn ipv4(data: &[u8]) -> Option<Ipv4Addr> {
-    be_u32(data).map(Ipv4Addr::from)
+    Some(Ipv4Addr::from(be32(data, 0)))
 }
 
 /// Sets `slot` unless an earlier instance of the option already did.
@@ -1088,7 +1076,7 @@ impl<'a> Repr<'a> {
             option::PARAMETER_REQUEST_LIST => {
                 first(&mut self.parameter_request_list, Some(data));
             }
-            option::MAX_MESSAGE_SIZE => first(&mut self.max_message_size, be_u16(data)),
+            option::MAX_MESSAGE_SIZE => first(&mut self.max_message_size, Some(be16(data, 0))),
             option::SUBNET_MASK => first(&mut self.subnet_mask, ipv4(data)),
             option::ROUTER => first(&mut self.router, ipv4(data)),
             option::DNS_SERVERS => first(&mut self.dns_servers, Some(Ipv4List::Wire(data))),
@@ -1096,10 +1084,10 @@ impl<'a> Repr<'a> {
             option::DOMAIN_SEARCH => {
                 first(&mut self.domain_search, Some(DomainList::Wire(data)));
             }
-            option::INTERFACE_MTU => first(&mut self.interface_mtu, be_u16(data)),
-            option::LEASE_TIME => first(&mut self.lease_time, be_u32(data)),
-            option::RENEWAL_TIME => first(&mut self.renewal_time, be_u32(data)),
-            option::REBINDING_TIME => first(&mut self.rebinding_time, be_u32(data)),
+            option::INTERFACE_MTU => first(&mut self.interface_mtu, Some(be16(data, 0))),
+            option::LEASE_TIME => first(&mut self.lease_time, Some(be32(data, 0))),
+            option::RENEWAL_TIME => first(&mut self.renewal_time, Some(be32(data, 0))),
+            option::REBINDING_TIME => first(&mut self.rebinding_time, Some(be32(data, 0))),
             _ => {}
         }
     }

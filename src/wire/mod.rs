@@ -44,24 +44,62 @@ impl fmt::Display for WireError {
     }
 }
 
-/// Reads a big-endian u16 at `at`; callers have checked the length.
+/// The output buffer cannot hold what was to be written. The modules that
+/// build messages turn it into their own "buffer too small" error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSpace;
+
+impl fmt::Display for NoSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("output buffer too small")
+    }
+}
+
+/// `N` bytes at `at`, or zeros if `b` does not hold them all: views read
+/// their fields through this, so a getter on a short unchecked buffer reads
+/// zeros instead of panicking.
+#[inline]
+pub(crate) fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = at.checked_add(N).and_then(|end| b.get(at..end)) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+/// Reads a big-endian u16 at `at` (0 if `b` is too short).
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(array_at(b, at))
 }
 
-/// Reads a big-endian u32 at `at`; callers have checked the length.
+/// Reads a big-endian u32 at `at` (0 if `b` is too short).
 #[inline]
-#[allow(dead_code)] // for the headers still to come (TCP sequence numbers)
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(array_at(b, at))
 }
 
+/// Writes `bytes` at `at` in `buf`, or fails without writing anything.
+#[inline]
+pub(crate) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), NoSpace> {
+    let end = at.checked_add(bytes.len()).ok_or(NoSpace)?;
+    buf.get_mut(at..end).ok_or(NoSpace)?.copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Writes a big-endian u16 at `at`.
+///
+/// # Panics
+/// If `b` is shorter than `at + 2`: for builders that sized the buffer.
 #[inline]
 pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
+/// Writes a big-endian u32 at `at`.
+///
+/// # Panics
+/// If `b` is shorter than `at + 4`: for builders that sized the buffer.
 #[inline]
 pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());

@@ -27,6 +27,8 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
+use super::{array_at, be16, be32, put, NoSpace};
+
 /// Length of the common ICMPv6 header: type, code, checksum.
 pub const ICMPV6_HEADER_LEN: usize = 4;
 /// Option lengths are counted in units of 8 bytes (RFC 4861 §4.6).
@@ -134,6 +136,12 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<NoSpace> for Error {
+    fn from(_: NoSpace) -> Self {
+        Error::BufferTooSmall
+    }
+}
+
 /// ICMPv6 message types of Neighbor Discovery; total over `u8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageType {
@@ -204,29 +212,6 @@ impl fmt::Display for MessageType {
     }
 }
 
-fn be16(b: &[u8; 2]) -> u16 {
-    u16::from_be_bytes(*b)
-}
-
-/// Copies `N` bytes at `at`; callers guarantee the range is in bounds
-/// (checked constructor or explicit length test right before).
-fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = b.get(at..at + N) {
-        out.copy_from_slice(src);
-    }
-    out
-}
-
-/// Writes `bytes` at `at` in `buf`, or fails without writing.
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
-    let end = at.checked_add(bytes.len()).ok_or(Error::BufferTooSmall)?;
-    buf.get_mut(at..end)
-        .ok_or(Error::BufferTooSmall)?
-        .copy_from_slice(bytes);
-    Ok(())
-}
-
 /// A zero-copy view of an NDP message (ICMPv6 header included).
 #[derive(Debug, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -277,7 +262,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The ICMPv6 checksum as found in the message.
     pub fn checksum(&self) -> u16 {
-        be16(&array_at(self.bytes(), field::CHECKSUM.start))
+        be16(self.bytes(), field::CHECKSUM.start)
     }
 
     /// RA: the Cur Hop Limit field.
@@ -295,17 +280,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// RA: the Router Lifetime in seconds.
     pub fn router_lifetime(&self) -> u16 {
-        be16(&array_at(self.bytes(), field::RA_ROUTER_LIFETIME.start))
+        be16(self.bytes(), field::RA_ROUTER_LIFETIME.start)
     }
 
     /// RA: the Reachable Time in milliseconds.
     pub fn reachable_time(&self) -> u32 {
-        u32::from_be_bytes(array_at(self.bytes(), field::RA_REACHABLE_TIME.start))
+        be32(self.bytes(), field::RA_REACHABLE_TIME.start)
     }
 
     /// RA: the Retrans Timer in milliseconds.
     pub fn retrans_timer(&self) -> u32 {
-        u32::from_be_bytes(array_at(self.bytes(), field::RA_RETRANS_TIMER.start))
+        be32(self.bytes(), field::RA_RETRANS_TIMER.start)
     }
 
     /// NA: the flags byte (R, S, O and reserved bits).
@@ -718,7 +703,7 @@ impl DomainList<'_> {
     /// Writes the encoded names at the start of `buf`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
         match self {
-            DomainList::Wire(b) => put(buf, 0, b).map(|()| b.len()),
+            DomainList::Wire(b) => Ok(put(buf, 0, b).map(|()| b.len())?),
             DomainList::Names(names) => {
                 let mut at = 0;
                 for name in names.iter() {
@@ -846,8 +831,8 @@ impl<'a> NdpOption<'a> {
                 Ok(NdpOption::PrefixInfo(PrefixInfo {
                     prefix_len,
                     flags: bytes[3],
-                    valid_lifetime: u32::from_be_bytes(array_at(bytes, 4)),
-                    preferred_lifetime: u32::from_be_bytes(array_at(bytes, 8)),
+                    valid_lifetime: be32(bytes, 4),
+                    preferred_lifetime: be32(bytes, 8),
                     prefix: Ipv6Addr::from(array_at::<16>(bytes, 16)),
                 }))
             }
@@ -855,7 +840,7 @@ impl<'a> NdpOption<'a> {
                 if units != 1 {
                     return Err(bad_len);
                 }
-                Ok(NdpOption::Mtu(u32::from_be_bytes(array_at(bytes, 4))))
+                Ok(NdpOption::Mtu(be32(bytes, 4)))
             }
             kind::RDNSS => {
                 // 8-byte header then 16 bytes per server: an odd count >= 3.
@@ -863,7 +848,7 @@ impl<'a> NdpOption<'a> {
                     return Err(bad_len);
                 }
                 Ok(NdpOption::Rdnss {
-                    lifetime: u32::from_be_bytes(array_at(bytes, 4)),
+                    lifetime: be32(bytes, 4),
                     servers: Ipv6List::Wire(&bytes[8..]),
                 })
             }
@@ -877,7 +862,7 @@ impl<'a> NdpOption<'a> {
                     return Err(Error::BadDomainName);
                 }
                 Ok(NdpOption::Dnssl {
-                    lifetime: u32::from_be_bytes(array_at(bytes, 4)),
+                    lifetime: be32(bytes, 4),
                     names: DomainList::Wire(&names[..used]),
                 })
             }
