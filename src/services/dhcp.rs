@@ -63,6 +63,7 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use crate::wire::dns;
 use crate::wire::dhcp::{
     self as wire, option, DomainList, Ipv4List, MessageType, OpCode, OptionWriter, Packet, Repr,
     MIN_BOOTP_LEN, OPTIONS_OFFSET,
@@ -325,7 +326,7 @@ fn netmask(prefix_len: u8) -> Ipv4Addr {
 /// Option 15: the first search domain that is a valid name, without the
 /// root dot.
 fn domain_name(search: &[String]) -> Option<&[u8]> {
-    let name = search.iter().find(|n| wire::domain_wire_len(n).is_some())?;
+    let name = search.iter().find(|n| dns::encoded_name_len(n).is_some())?;
     Some(name.strip_suffix('.').unwrap_or(name).as_bytes())
 }
 

@@ -53,6 +53,7 @@
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use crate::wire::dns;
 use crate::wire::ndp::{
     self, DomainList, Ipv6List, NdpOption, PrefixInfo, Repr, ALL_NODES, INFINITE_LIFETIME,
     MAX_OPTION_LEN, NA_FLAG_OVERRIDE, NA_FLAG_ROUTER, NA_FLAG_SOLICITED, PREFIX_FLAG_AUTONOMOUS,
@@ -456,7 +457,7 @@ fn dnssl_names(search: &[String], room: usize) -> Option<DomainList<'_>> {
     let mut used = 0;
     let mut count = 0;
     for name in search {
-        let add = ndp::encoded_name_len(name).unwrap_or(0);
+        let add = dns::encoded_name_len(name).unwrap_or(0);
         if (used + add).div_ceil(8) * 8 > limit {
             break;
         }

@@ -28,12 +28,15 @@
 //! honoured, those fields are read as opaque; a repeated option is not
 //! concatenated on parse (RFC 3396), the first instance wins; domain search
 //! lists (119, RFC 3397) are encoded without name compression and not
-//! decoded. Mirrors the message layer of passt's `dhcp.c`.
+//! decoded (see [`super::dns`]). Mirrors the message layer of passt's
+//! `dhcp.c`.
 
 use core::fmt;
 use std::net::Ipv4Addr;
 
 use super::{array_at, be16, be32, put};
+
+pub use super::dns::DomainList;
 
 /// Length of the fixed BOOTP header, `op` through `file` (RFC 2131 figure 1).
 pub const FIXED_HEADER_LEN: usize = 236;
@@ -52,11 +55,6 @@ pub const CLIENT_PORT: u16 = 68;
 const FLAG_BROADCAST: u16 = 0x8000;
 /// Most data bytes one option instance can carry (the length is one byte).
 const MAX_OPTION_DATA: usize = 255;
-/// Longest domain name in DNS wire form, length bytes and root included
-/// (RFC 1035 section 2.3.4).
-const MAX_DOMAIN_WIRE_LEN: usize = 255;
-/// Longest DNS label (RFC 1035 section 2.3.4).
-const MAX_LABEL_LEN: usize = 63;
 
 /// Byte ranges of the fixed header (RFC 2131 figure 1).
 mod field {
@@ -625,89 +623,6 @@ impl PartialEq for Ipv4List<'_> {
 }
 
 impl Eq for Ipv4List<'_> {}
-
-/// A domain search list (option 119, RFC 3397): as found in a message (DNS
-/// wire form, not decoded), or as names from configuration.
-#[derive(Debug, Clone, Copy)]
-pub enum DomainList<'a> {
-    /// DNS wire-form names from a message, as they are.
-    Wire(&'a [u8]),
-    /// Dotted names from configuration; names that cannot be encoded
-    /// (empty labels, labels over 63 bytes, names over 255 bytes) are
-    /// skipped.
-    Names(&'a [String]),
-}
-
-impl DomainList<'_> {
-    /// Bytes of the encoded list (0 if nothing can be encoded).
-    pub fn encoded_len(&self) -> usize {
-        match self {
-            DomainList::Wire(bytes) => bytes.len(),
-            DomainList::Names(names) => names.iter().filter_map(|n| domain_wire_len(n)).sum(),
-        }
-    }
-
-    /// Feeds the encoded list to `sink`, byte by byte: exactly
-    /// [`DomainList::encoded_len`] bytes.
-    pub fn encode(&self, sink: &mut impl FnMut(u8)) {
-        match self {
-            DomainList::Wire(bytes) => bytes.iter().for_each(|&b| sink(b)),
-            DomainList::Names(names) => {
-                for name in names.iter() {
-                    if domain_wire_len(name).is_some() {
-                        encode_domain(name, sink);
-                    }
-                }
-            }
-        }
-    }
-
-    fn to_wire_vec(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.encode(&mut |b| out.push(b));
-        out
-    }
-}
-
-impl PartialEq for DomainList<'_> {
-    /// Lists are equal when they encode to the same bytes. Allocates: meant
-    /// for tests and logs, not for the packet path.
-    fn eq(&self, other: &Self) -> bool {
-        self.to_wire_vec() == other.to_wire_vec()
-    }
-}
-
-impl Eq for DomainList<'_> {}
-
-/// The labels of a dotted name, one trailing dot (the root) allowed.
-fn labels(name: &str) -> core::str::Split<'_, char> {
-    name.strip_suffix('.').unwrap_or(name).split('.')
-}
-
-/// Length of `name` in DNS wire form (RFC 1035 section 3.1: each label
-/// prefixed by its length, then the zero-length root label), or `None` if
-/// it cannot be encoded: empty (or root only), an empty or over-long label,
-/// or over 255 bytes in all.
-pub fn domain_wire_len(name: &str) -> Option<usize> {
-    let mut total = 1; // the root label
-    for label in labels(name) {
-        if label.is_empty() || label.len() > MAX_LABEL_LEN {
-            return None;
-        }
-        total += 1 + label.len();
-    }
-    (total <= MAX_DOMAIN_WIRE_LEN).then_some(total)
-}
-
-/// Encodes a name [`domain_wire_len`] accepts; no compression.
-fn encode_domain(name: &str, sink: &mut impl FnMut(u8)) {
-    for label in labels(name) {
-        // Cannot truncate: domain_wire_len() capped labels at 63 bytes.
-        sink(label.len() as u8);
-        label.bytes().for_each(&mut *sink);
-    }
-    sink(0);
-}
 
 /// Instance size for address lists: 63 whole addresses, so that each
 /// instance is a valid list on its own for clients that do not concatenate.
@@ -1618,44 +1533,6 @@ mod tests {
         }
         assert_eq!(MessageType::from(8), MessageType::Inform);
         assert_eq!(MessageType::from(9), MessageType::Unknown(9));
-    }
-
-    #[test]
-    fn search_list_encoding_byte_by_byte() {
-        let names = ["example.com".to_string(), "a.b.".to_string(), "x".to_string()];
-        let list = DomainList::Names(&names);
-        let mut bytes = Vec::new();
-        list.encode(&mut |b| bytes.push(b));
-        let expected: &[u8] = &[
-            7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c', b'o', b'm',
-            0, // example.com
-            1, b'a', 1, b'b', 0, // a.b. (the root dot adds nothing)
-            1, b'x', 0, // x
-        ];
-        assert_eq!(bytes, expected);
-        assert_eq!(list.encoded_len(), expected.len());
-    }
-
-    #[test]
-    fn search_list_skips_unencodable_names() {
-        let label63 = "a".repeat(63);
-        let label64 = "a".repeat(64);
-        // 4 labels of 63 bytes: 4 * 64 + 1 = 257 bytes, over 255.
-        let too_long = [label63.as_str(); 4].join(".");
-        // 3 labels of 63 and one of 61: 3 * 64 + 62 + 1 = 255, the limit.
-        let longest = format!("{label63}.{label63}.{label63}.{}", "b".repeat(61));
-        assert_eq!(domain_wire_len(&longest), Some(255));
-        assert_eq!(domain_wire_len(&too_long), None);
-        assert_eq!(domain_wire_len(&label63), Some(65));
-        assert_eq!(domain_wire_len(&label64), None);
-        for bad in ["", ".", "a..b", ".a", "a.b.."] {
-            assert_eq!(domain_wire_len(bad), None, "{bad:?}");
-        }
-        let names = ["".to_string(), label64, "ok".to_string(), too_long, "a..b".to_string()];
-        let mut bytes = Vec::new();
-        DomainList::Names(&names).encode(&mut |b| bytes.push(b));
-        assert_eq!(bytes, [2, b'o', b'k', 0]);
-        assert_eq!(DomainList::Names(&names).encoded_len(), 4);
     }
 
     #[test]

@@ -24,9 +24,10 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::{array_at, be16, be32, put, NoSpace};
+use super::{array_at, be16, be32, dns, put, NoSpace};
 
-pub use crate::wire::ndp::{DomainList, Ipv6List};
+pub use super::dns::DomainList;
+pub use super::ndp::Ipv6List;
 
 /// Length of the client/server message header: type and transaction id.
 pub const HEADER_LEN: usize = 4;
@@ -119,6 +120,12 @@ impl std::error::Error for Error {}
 impl From<NoSpace> for Error {
     fn from(_: NoSpace) -> Self {
         Error::BufferTooSmall
+    }
+}
+
+impl From<dns::Error> for Error {
+    fn from(_: dns::Error) -> Self {
+        Error::BadDomainName
     }
 }
 
@@ -739,7 +746,7 @@ impl<'a> Repr<'a> {
                 self.dns_servers.get_or_insert(Ipv6List::Wire(data));
             }
             code::DOMAIN_LIST => {
-                crate::wire::ndp::check_names(data, false).map_err(|_| Error::BadDomainName)?;
+                dns::check_names(data, false)?;
                 self.domain_list.get_or_insert(DomainList::Wire(data));
             }
             _ => {}
@@ -806,22 +813,17 @@ impl<'a> Repr<'a> {
         }
         if let Some(l) = self.dns_servers {
             at += emit_option(out, at, code::DNS_SERVERS, 16 * l.len(), |o| {
-                l.emit(o).map(|_| ()).map_err(ndp_err)
+                l.emit(o)?;
+                Ok(())
             })?;
         }
         if let Some(l) = self.domain_list {
             at += emit_option(out, at, code::DOMAIN_LIST, l.encoded_len(), |o| {
-                l.emit(o).map(|_| ()).map_err(ndp_err)
+                l.emit(o)?;
+                Ok(())
             })?;
         }
         Ok(at)
-    }
-}
-
-fn ndp_err(e: crate::wire::ndp::Error) -> Error {
-    match e {
-        crate::wire::ndp::Error::BadDomainName => Error::BadDomainName,
-        _ => Error::BufferTooSmall,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod arp;
 pub mod checksum;
 pub mod dhcp;
 pub mod dhcpv6;
+pub mod dns;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;

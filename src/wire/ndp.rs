@@ -21,13 +21,15 @@
 //! options of non-Ethernet lengths are refused; option kinds we do not know
 //! are kept as opaque bytes.
 //!
-//! The DNS name encoding (RFC 1035 §3.1, no compression) shared with DHCPv6
-//! (RFC 8415 §10) lives here too: [`DomainList`] and [`encoded_name_len`].
+//! The DNS names of the DNSSL option are encoded and checked by
+//! [`super::dns`], as for DHCP and DHCPv6.
 
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::{array_at, be16, be32, put, NoSpace};
+use super::{array_at, be16, be32, dns, put, NoSpace};
+
+pub use super::dns::DomainList;
 
 /// Length of the common ICMPv6 header: type, code, checksum.
 pub const ICMPV6_HEADER_LEN: usize = 4;
@@ -139,6 +141,12 @@ impl std::error::Error for Error {}
 impl From<NoSpace> for Error {
     fn from(_: NoSpace) -> Self {
         Error::BufferTooSmall
+    }
+}
+
+impl From<dns::Error> for Error {
+    fn from(_: dns::Error) -> Self {
+        Error::BadDomainName
     }
 }
 
@@ -535,7 +543,10 @@ impl<'a> Ipv6List<'a> {
     }
 
     /// Writes the addresses back to back at the start of `buf`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+    ///
+    /// # Errors
+    /// [`NoSpace`] if `buf` cannot hold them all.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, NoSpace> {
         let mut at = 0;
         for a in self.iter() {
             put(buf, at, &a.octets())?;
@@ -568,194 +579,6 @@ impl fmt::Display for Ipv6List<'_> {
             write!(f, "{a}")?;
         }
         Ok(())
-    }
-}
-
-/// The longest encoded domain name (RFC 1035 §2.3.4).
-pub const MAX_NAME_LEN: usize = 255;
-/// The longest label.
-pub const MAX_LABEL_LEN: usize = 63;
-
-/// Bytes `name` takes once encoded as DNS labels, or `None` when it cannot
-/// be encoded: empty (the root is no search domain), an empty label ("a..b"),
-/// a label over 63 bytes or a name over 255 bytes. A trailing dot is allowed.
-pub fn encoded_name_len(name: &str) -> Option<usize> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() {
-        return None;
-    }
-    let mut len = 1; // the terminating root label
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > MAX_LABEL_LEN {
-            return None;
-        }
-        len += 1 + label.len();
-    }
-    (len <= MAX_NAME_LEN).then_some(len)
-}
-
-/// Encodes `name` at the start of `buf`; returns the length, or `None` if
-/// the name is not encodable or `buf` is too short (nothing useful written).
-pub fn encode_name(name: &str, buf: &mut [u8]) -> Option<usize> {
-    let len = encoded_name_len(name)?;
-    let out = buf.get_mut(..len)?;
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let mut at = 0;
-    for label in name.split('.') {
-        // Each label is 1..=63 bytes: checked by encoded_name_len.
-        out[at] = label.len() as u8;
-        out[at + 1..at + 1 + label.len()].copy_from_slice(label.as_bytes());
-        at += 1 + label.len();
-    }
-    out[at] = 0;
-    Some(len)
-}
-
-/// Validates a run of encoded names and returns the length they take.
-/// With `padded` (DNSSL), a zero byte where a name would start begins the
-/// padding, and everything after it must be zero too; without (DHCPv6
-/// option 24), the names must fill `bytes` exactly and none may be empty.
-pub fn check_names(bytes: &[u8], padded: bool) -> Result<usize, Error> {
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at] == 0 {
-            if padded && bytes[at..].iter().all(|&b| b == 0) {
-                return Ok(at);
-            }
-            return Err(Error::BadDomainName);
-        }
-        at += check_one_name(&bytes[at..])?;
-    }
-    Ok(at)
-}
-
-/// Length of the first encoded name of `bytes` (root label included).
-fn check_one_name(bytes: &[u8]) -> Result<usize, Error> {
-    let mut at = 0;
-    loop {
-        let label = usize::from(*bytes.get(at).ok_or(Error::BadDomainName)?);
-        if label > MAX_LABEL_LEN {
-            // 0xc0 pointers and the reserved 0x40/0x80 kinds: no compression
-            // in NDP or DHCPv6 (RFC 8106 §5.2, RFC 8415 §10).
-            return Err(Error::BadDomainName);
-        }
-        at += 1 + label;
-        if at > MAX_NAME_LEN || at > bytes.len() {
-            return Err(Error::BadDomainName);
-        }
-        if label == 0 {
-            return Ok(at);
-        }
-    }
-}
-
-/// Renders one encoded name (validated) as dotted text; bytes outside
-/// printable ASCII, dots and backslashes inside labels are escaped.
-fn write_name(f: &mut impl fmt::Write, encoded: &[u8]) -> fmt::Result {
-    let mut at = 0;
-    let mut first = true;
-    while let Some(&len) = encoded.get(at) {
-        if len == 0 {
-            break;
-        }
-        if !first {
-            f.write_char('.')?;
-        }
-        first = false;
-        let label = encoded
-            .get(at + 1..at + 1 + usize::from(len))
-            .unwrap_or(&[]);
-        for &b in label {
-            if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
-                f.write_char(char::from(b))?;
-            } else {
-                write!(f, "\\{b:03}")?;
-            }
-        }
-        at += 1 + usize::from(len);
-    }
-    Ok(())
-}
-
-/// A list of domain names: encoded as found in a message, or as text to send.
-#[derive(Clone, Copy)]
-pub enum DomainList<'a> {
-    /// Validated encoded names, without padding.
-    Wire(&'a [u8]),
-    /// Names to send; those [`encoded_name_len`] refuses are skipped.
-    Names(&'a [String]),
-}
-
-impl DomainList<'_> {
-    /// Bytes the encoded names take (no padding).
-    pub fn encoded_len(&self) -> usize {
-        match self {
-            DomainList::Wire(b) => b.len(),
-            DomainList::Names(names) => names.iter().filter_map(|n| encoded_name_len(n)).sum(),
-        }
-    }
-
-    /// No (encodable) name at all.
-    pub fn is_empty(&self) -> bool {
-        self.encoded_len() == 0
-    }
-
-    /// Writes the encoded names at the start of `buf`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        match self {
-            DomainList::Wire(b) => Ok(put(buf, 0, b).map(|()| b.len())?),
-            DomainList::Names(names) => {
-                let mut at = 0;
-                for name in names.iter() {
-                    if encoded_name_len(name).is_none() {
-                        continue;
-                    }
-                    let rest = buf.get_mut(at..).ok_or(Error::BufferTooSmall)?;
-                    at += encode_name(name, rest).ok_or(Error::BufferTooSmall)?;
-                }
-                Ok(at)
-            }
-        }
-    }
-
-    /// The names as dotted text (allocates: for logs and tests).
-    pub fn to_strings(&self) -> Vec<String> {
-        let mut encoded = vec![0u8; self.encoded_len()];
-        let len = self.emit(&mut encoded).unwrap_or(0);
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < len {
-            let Ok(n) = check_one_name(&encoded[at..len]) else {
-                break;
-            };
-            let mut s = String::new();
-            let _ = write_name(&mut s, &encoded[at..at + n]);
-            out.push(s);
-            at += n;
-        }
-        out
-    }
-}
-
-impl PartialEq for DomainList<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        let mut a = vec![0u8; self.encoded_len()];
-        let mut b = vec![0u8; other.encoded_len()];
-        self.emit(&mut a).is_ok() && other.emit(&mut b).is_ok() && a == b
-    }
-}
-
-impl Eq for DomainList<'_> {}
-
-impl fmt::Debug for DomainList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.to_strings()).finish()
-    }
-}
-
-impl fmt::Display for DomainList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_strings().join(","))
     }
 }
 
@@ -857,7 +680,7 @@ impl<'a> NdpOption<'a> {
                     return Err(bad_len);
                 }
                 let names = &bytes[8..];
-                let used = check_names(names, true)?;
+                let used = dns::check_names(names, true)?;
                 if used == 0 {
                     return Err(Error::BadDomainName);
                 }
@@ -1593,37 +1416,6 @@ pub(crate) mod tests {
             servers: Ipv6List::Addrs(&servers[..127]),
         };
         assert_eq!(rdnss.emit(&mut [0u8; 4096]), Ok(MAX_OPTION_LEN));
-    }
-
-    #[test]
-    fn domain_name_encoding() {
-        assert_eq!(encoded_name_len("example.com"), Some(13));
-        assert_eq!(encoded_name_len("example.com."), Some(13));
-        assert_eq!(encoded_name_len(""), None);
-        assert_eq!(encoded_name_len("."), None);
-        assert_eq!(encoded_name_len("a..b"), None);
-        assert_eq!(encoded_name_len(&"x".repeat(63)), Some(65));
-        assert_eq!(encoded_name_len(&"x".repeat(64)), None);
-        // 4 labels of 63 = 4 * 64 + 1 = 257 bytes: too long.
-        let long = vec!["x".repeat(63); 4].join(".");
-        assert_eq!(encoded_name_len(&long), None);
-        let mut buf = [0u8; 13];
-        assert_eq!(encode_name("example.com", &mut buf), Some(13));
-        assert_eq!(&buf, b"\x07example\x03com\x00");
-        assert_eq!(encode_name("example.com", &mut buf[..12]), None);
-        let names = ["a.b".to_string(), "bad..name".to_string(), "c".to_string()];
-        let list = DomainList::Names(&names);
-        assert_eq!(list.encoded_len(), 5 + 3);
-        assert_eq!(list.to_strings(), vec!["a.b", "c"]);
-        assert_eq!(check_names(b"\x01a\x01b\x00\x01c\x00", false), Ok(8));
-        assert_eq!(
-            check_names(b"\x01a\x00\x00", false),
-            Err(Error::BadDomainName)
-        );
-        assert_eq!(check_names(b"\x01a\x00\x00", true), Ok(3));
-        assert_eq!(check_names(b"\x01a", false), Err(Error::BadDomainName));
-        let odd = DomainList::Wire(b"\x03a.b\x02\x00\xff\x00");
-        assert_eq!(odd.to_strings(), vec!["a\\046b.\\000\\255"]);
     }
 
     #[test]
