@@ -471,7 +471,8 @@ fn dnssl_names(search: &[String], room: usize) -> Option<DomainList<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ndp::tests::{mutate, Rng, RA};
+    use crate::wire::ndp::tests::RA;
+    use crate::wire::test_rng::{mutate, Rng};
     use crate::wire::ndp::ALL_ROUTERS;
 
     const OUR_MAC: [u8; 6] = [0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55];

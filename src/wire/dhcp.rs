@@ -1174,6 +1174,7 @@ impl fmt::Display for Repr<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::test_rng::Rng;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
@@ -1243,24 +1244,6 @@ mod tests {
             255,
         ]);
         m
-    }
-
-    /// xorshift64: a tiny deterministic generator for property tests.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn byte(&mut self) -> u8 {
-            self.next() as u8
-        }
     }
 
     fn parse(bytes: &[u8]) -> Result<Repr<'_>> {
@@ -1633,7 +1616,7 @@ mod tests {
     /// Random reprs: emit, parse, same repr.
     #[test]
     fn random_repr_round_trip() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         let names = ["example.com".to_string(), "corp.example".to_string()];
         let addrs = [Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 4, 4)];
         let mut client_id = [0u8; 40];
@@ -1688,7 +1671,7 @@ mod tests {
     /// Random and mutated bytes: parsing never panics.
     #[test]
     fn random_bytes_never_panic() {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
         let base = udhcpc_discover();
         for i in 0..10_000 {
             let bytes = if i % 2 == 0 {

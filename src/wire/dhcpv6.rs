@@ -874,7 +874,7 @@ impl fmt::Display for Repr<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::ndp::tests::{mutate, Rng};
+    use crate::wire::test_rng::{mutate, Rng};
 
     /// The guest kit's SOLICIT (lib/kit.sh, kit_dhcpv6) from 52:54:00:12:34:56.
     #[rustfmt::skip]

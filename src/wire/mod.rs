@@ -14,6 +14,8 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ndp;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod udp;
 
 use std::fmt;

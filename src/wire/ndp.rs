@@ -1034,6 +1034,7 @@ pub fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::test_rng::{mutate, Rng};
 
     /// A Router Solicitation as Linux sends it once its link-local address
     /// is ready.
@@ -1429,52 +1430,6 @@ pub(crate) mod tests {
             multicast_mac(ip("ff02::1:ff12:3456")),
             [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]
         );
-    }
-
-    /// xorshift64*, fixed seed: reproducible pseudo-random input.
-    pub(crate) struct Rng(u64);
-
-    impl Rng {
-        pub(crate) fn new(seed: u64) -> Self {
-            Rng(seed | 1)
-        }
-        pub(crate) fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        pub(crate) fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-        pub(crate) fn byte(&mut self) -> u8 {
-            self.next() as u8
-        }
-    }
-
-    /// Random bytes, or a fixture with a few bytes changed, cut or grown.
-    pub(crate) fn mutate(rng: &mut Rng, fixtures: &[&[u8]]) -> Vec<u8> {
-        if rng.below(8) == 0 {
-            let len = rng.below(160);
-            return (0..len).map(|_| rng.byte()).collect();
-        }
-        let mut msg = fixtures[rng.below(fixtures.len())].to_vec();
-        for _ in 0..=rng.below(4) {
-            match rng.below(4) {
-                0 if !msg.is_empty() => {
-                    let at = rng.below(msg.len());
-                    msg[at] = rng.byte();
-                }
-                1 if !msg.is_empty() => {
-                    // Small lengths are the interesting ones.
-                    let at = rng.below(msg.len());
-                    msg[at] = rng.below(6) as u8;
-                }
-                2 => msg.truncate(rng.below(msg.len() + 1)),
-                _ => msg.extend((0..rng.below(24)).map(|_| rng.byte())),
-            }
-        }
-        msg
     }
 
     #[test]
