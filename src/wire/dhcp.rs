@@ -34,7 +34,7 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
-use super::{array_at, be16, be32, put};
+use super::{array_at, be16, be32, put, DisplayMac};
 
 pub use super::dns::DomainList;
 
@@ -1142,19 +1142,12 @@ impl<'a> Repr<'a> {
 
 impl fmt::Display for Repr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.client_mac();
         write!(
             f,
-            "DHCP {} xid={:#010x} chaddr={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} \
-             ciaddr={} yiaddr={}",
+            "DHCP {} xid={:#010x} chaddr={} ciaddr={} yiaddr={}",
             self.message_type,
             self.xid,
-            m[0],
-            m[1],
-            m[2],
-            m[3],
-            m[4],
-            m[5],
+            DisplayMac(&self.client_mac()),
             self.ciaddr,
             self.yiaddr
         )?;

@@ -58,6 +58,18 @@ impl fmt::Display for NoSpace {
     }
 }
 
+/// Shows a MAC address as `aa:bb:cc:dd:ee:ff`, without allocating (for
+/// the `Display` of views and reprs).
+#[derive(Clone, Copy, Debug)]
+pub struct DisplayMac<'a>(pub &'a [u8; 6]);
+
+impl fmt::Display for DisplayMac<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
 /// `N` bytes at `at`, or zeros if `b` does not hold them all: views read
 /// their fields through this, so a getter on a short unchecked buffer reads
 /// zeros instead of panicking.
@@ -106,4 +118,39 @@ pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
 #[inline]
 pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_give_zeros_past_the_end() {
+        let b = [0x12, 0x34, 0x56, 0x78, 0x9a];
+        assert_eq!(be16(&b, 0), 0x1234);
+        assert_eq!(be16(&b, 3), 0x789a);
+        assert_eq!(be32(&b, 1), 0x3456_789a);
+        // Not all of it there: zeros, not a partial read or a panic.
+        assert_eq!(be16(&b, 4), 0);
+        assert_eq!(be32(&b, 2), 0);
+        assert_eq!(array_at::<2>(&b, usize::MAX), [0, 0]);
+        assert_eq!(array_at::<5>(&b, 0), b);
+    }
+
+    #[test]
+    fn put_writes_all_or_nothing() {
+        let mut b = [0u8; 4];
+        assert_eq!(put(&mut b, 1, &[1, 2, 3]), Ok(()));
+        assert_eq!(b, [0, 1, 2, 3]);
+        assert_eq!(put(&mut b, 2, &[9, 9, 9]), Err(NoSpace));
+        assert_eq!(put(&mut b, usize::MAX, &[9]), Err(NoSpace));
+        assert_eq!(b, [0, 1, 2, 3]);
+        assert_eq!(put(&mut b, 4, &[]), Ok(()));
+    }
+
+    #[test]
+    fn mac_display() {
+        let mac = [0x52, 0x54, 0x00, 0x0a, 0xbc, 0xff];
+        assert_eq!(DisplayMac(&mac).to_string(), "52:54:00:0a:bc:ff");
+    }
 }

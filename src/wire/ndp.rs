@@ -27,7 +27,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::{array_at, be16, be32, dns, put, NoSpace};
+use super::{array_at, be16, be32, dns, put, DisplayMac, NoSpace};
 
 pub use super::dns::DomainList;
 
@@ -763,25 +763,11 @@ fn round_up8(n: usize) -> usize {
     n.div_ceil(OPTION_UNIT) * OPTION_UNIT
 }
 
-fn fmt_mac(f: &mut fmt::Formatter<'_>, mac: &[u8; 6]) -> fmt::Result {
-    write!(
-        f,
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
-    )
-}
-
 impl fmt::Display for NdpOption<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NdpOption::SourceLla(mac) => {
-                f.write_str("slla=")?;
-                fmt_mac(f, mac)
-            }
-            NdpOption::TargetLla(mac) => {
-                f.write_str("tlla=")?;
-                fmt_mac(f, mac)
-            }
+            NdpOption::SourceLla(mac) => write!(f, "slla={}", DisplayMac(mac)),
+            NdpOption::TargetLla(mac) => write!(f, "tlla={}", DisplayMac(mac)),
             NdpOption::PrefixInfo(p) => write!(
                 f,
                 "prefix={}/{}{}{} valid={} preferred={}",
@@ -1024,16 +1010,10 @@ pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     ])
 }
 
-/// The Ethernet address of an IPv6 multicast group (RFC 2464 §7):
-/// 33:33 followed by the group's low 32 bits.
-pub fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
-    let o = group.octets();
-    [0x33, 0x33, o[12], o[13], o[14], o[15]]
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::ipv6::multicast_mac;
     use crate::wire::test_rng::{mutate, Rng};
 
     /// A Router Solicitation as Linux sends it once its link-local address
