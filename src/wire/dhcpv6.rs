@@ -24,7 +24,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::{array_at, be16, be32, dns, put, NoSpace};
+use super::{array_at, be16, be32, byte_at, dns, put, NoSpace};
 
 pub use super::dns::DomainList;
 pub use super::ndp::Ipv6List;
@@ -307,7 +307,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The message type.
     pub fn msg_type(&self) -> MessageType {
-        self.buffer.as_ref().first().copied().unwrap_or(0).into()
+        byte_at(self.buffer.as_ref(), 0).into()
     }
 
     /// The 24-bit transaction id.

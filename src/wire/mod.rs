@@ -82,6 +82,12 @@ pub(crate) fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// Reads the byte at `at` (0 if `b` is too short).
+#[inline]
+pub(crate) fn byte_at(b: &[u8], at: usize) -> u8 {
+    b.get(at).copied().unwrap_or(0)
+}
+
 /// Reads a big-endian u16 at `at` (0 if `b` is too short).
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
@@ -135,6 +141,8 @@ mod tests {
         assert_eq!(be32(&b, 2), 0);
         assert_eq!(array_at::<2>(&b, usize::MAX), [0, 0]);
         assert_eq!(array_at::<5>(&b, 0), b);
+        assert_eq!(byte_at(&b, 4), 0x9a);
+        assert_eq!(byte_at(&b, 5), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::{array_at, be16, be32, dns, put, DisplayMac, NoSpace};
+use super::{array_at, be16, be32, byte_at, dns, put, DisplayMac, NoSpace};
 
 pub use super::dns::DomainList;
 
@@ -260,12 +260,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The ICMPv6 type.
     pub fn msg_type(&self) -> MessageType {
-        self.bytes().get(field::TYPE).copied().unwrap_or(0).into()
+        byte_at(self.bytes(), field::TYPE).into()
     }
 
     /// The ICMPv6 code (0 for every valid NDP message).
     pub fn code(&self) -> u8 {
-        self.bytes().get(field::CODE).copied().unwrap_or(0)
+        byte_at(self.bytes(), field::CODE)
     }
 
     /// The ICMPv6 checksum as found in the message.
@@ -275,15 +275,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// RA: the Cur Hop Limit field.
     pub fn cur_hop_limit(&self) -> u8 {
-        self.bytes()
-            .get(field::RA_CUR_HOP_LIMIT)
-            .copied()
-            .unwrap_or(0)
+        byte_at(self.bytes(), field::RA_CUR_HOP_LIMIT)
     }
 
     /// RA: the flags byte (M, O and reserved bits).
     pub fn ra_flags(&self) -> u8 {
-        self.bytes().get(field::RA_FLAGS).copied().unwrap_or(0)
+        byte_at(self.bytes(), field::RA_FLAGS)
     }
 
     /// RA: the Router Lifetime in seconds.
@@ -303,7 +300,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// NA: the flags byte (R, S, O and reserved bits).
     pub fn na_flags(&self) -> u8 {
-        self.bytes().get(field::NA_FLAGS).copied().unwrap_or(0)
+        byte_at(self.bytes(), field::NA_FLAGS)
     }
 
     /// NS/NA: the target address.

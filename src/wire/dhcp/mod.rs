@@ -34,7 +34,7 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
-use super::{array_at, be16, be32, put, DisplayMac};
+use super::{array_at, be16, be32, byte_at, put, DisplayMac};
 use options::{encoded_len_in_chunks, MAX_ADDRESS_LIST_DATA};
 
 pub use super::dns::DomainList;
@@ -326,32 +326,28 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer.as_ref()
     }
 
-    fn byte(&self, at: usize) -> u8 {
-        self.bytes().get(at).copied().unwrap_or(0)
-    }
-
     fn addr(&self, range: core::ops::Range<usize>) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.bytes(), range.start))
     }
 
     /// `op`: request or reply.
     pub fn op(&self) -> OpCode {
-        OpCode::from(self.byte(field::OP))
+        OpCode::from(byte_at(self.bytes(), field::OP))
     }
 
     /// `htype`: hardware address type (1: Ethernet).
     pub fn htype(&self) -> u8 {
-        self.byte(field::HTYPE)
+        byte_at(self.bytes(), field::HTYPE)
     }
 
     /// `hlen`: hardware address length (6 for Ethernet).
     pub fn hlen(&self) -> u8 {
-        self.byte(field::HLEN)
+        byte_at(self.bytes(), field::HLEN)
     }
 
     /// `hops`: relay agent hop count.
     pub fn hops(&self) -> u8 {
-        self.byte(field::HOPS)
+        byte_at(self.bytes(), field::HOPS)
     }
 
     /// `xid`: transaction identifier chosen by the client.
