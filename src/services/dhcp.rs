@@ -63,11 +63,11 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
-use crate::wire::dns;
 use crate::wire::dhcp::{
     self as wire, option, DomainList, Ipv4List, MessageType, OpCode, OptionWriter, Packet, Repr,
     MIN_BOOTP_LEN, OPTIONS_OFFSET,
 };
+use crate::wire::dns;
 
 /// Hardware type of Ethernet in `htype` (RFC 1700, "Hardware Type").
 const HTYPE_ETHERNET: u8 = 1;
