@@ -67,6 +67,7 @@ use crate::wire::dhcp::{
     self as wire, option, DomainList, Ipv4List, MessageType, OpCode, OptionWriter, Packet, Repr,
     MIN_BOOTP_LEN, OPTIONS_OFFSET,
 };
+use crate::wire::dns;
 
 /// Hardware type of Ethernet in `htype` (RFC 1700, "Hardware Type").
 const HTYPE_ETHERNET: u8 = 1;
@@ -325,7 +326,7 @@ fn netmask(prefix_len: u8) -> Ipv4Addr {
 /// Option 15: the first search domain that is a valid name, without the
 /// root dot.
 fn domain_name(search: &[String]) -> Option<&[u8]> {
-    let name = search.iter().find(|n| wire::domain_wire_len(n).is_some())?;
+    let name = search.iter().find(|n| dns::encoded_name_len(n).is_some())?;
     Some(name.strip_suffix('.').unwrap_or(name).as_bytes())
 }
 
@@ -508,6 +509,7 @@ fn destination(request: &Repr<'_>, kind: ReplyKind) -> (bool, Ipv4Addr, [u8; 6])
 mod tests {
     use super::*;
     use crate::wire::dhcp::{DhcpOption, OptionsIter};
+    use crate::wire::test_rng::Rng;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
     const GUEST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);
@@ -960,24 +962,6 @@ mod tests {
         assert!(Repr::parse(&Packet::new_checked(&buf[..reply.len]).unwrap()).is_ok());
     }
 
-    /// xorshift64: a tiny deterministic generator.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn byte(&mut self) -> u8 {
-            self.next() as u8
-        }
-    }
-
     /// A structurally valid client message with random type, addresses and
     /// options (some malformed on purpose).
     fn random_message(rng: &mut Rng) -> Vec<u8> {
@@ -1014,7 +998,7 @@ mod tests {
     /// panic, never a byte past `out`, every reply a valid DHCP reply.
     #[test]
     fn fuzz_never_panics_nor_overruns() {
-        let mut rng = Rng(0x0dd_c0ff_ee15_600d);
+        let mut rng = Rng::new(0x0dd_c0ff_ee15_600d);
         let base = udhcpc_discover();
         let mut configs = vec![cfg()];
         configs.push(DhcpConfig {

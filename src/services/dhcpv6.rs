@@ -395,7 +395,7 @@ fn emit(reply: &Repr<'_>, out: &mut [u8]) -> Result<Option<usize>, Dhcpv6Error> 
 mod tests {
     use super::*;
     use crate::wire::dhcpv6::tests::{KIT_REQUEST, KIT_SOLICIT};
-    use crate::wire::ndp::tests::{mutate, Rng};
+    use crate::wire::test_rng::{mutate, Rng};
 
     const OUR_MAC: [u8; 6] = [0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55];
     /// Client id option of the kit's messages (header included).

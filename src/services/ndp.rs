@@ -58,6 +58,7 @@ use crate::wire::ndp::{
     MAX_OPTION_LEN, NA_FLAG_OVERRIDE, NA_FLAG_ROUTER, NA_FLAG_SOLICITED, PREFIX_FLAG_AUTONOMOUS,
     PREFIX_FLAG_ON_LINK, RA_FLAG_MANAGED, RA_FLAG_OTHER,
 };
+use crate::wire::{dns, ipv6};
 
 /// Period between unsolicited RAs to ff02::1: RFC 4861's default
 /// MaxRtrAdvInterval (600 s; the allowed range is 4..=1800 s). The engine
@@ -164,7 +165,7 @@ impl NdpReply {
     pub fn dst_mac_or(&self, request_src_mac: [u8; 6]) -> [u8; 6] {
         match self.dst_mac {
             Some(mac) => mac,
-            None if self.dst_ip.is_multicast() => ndp::multicast_mac(self.dst_ip),
+            None if self.dst_ip.is_multicast() => ipv6::multicast_mac(self.dst_ip),
             None => request_src_mac,
         }
     }
@@ -421,8 +422,11 @@ impl OptionWriter<'_, '_> {
 /// its length, L always, A for a /64, infinite lifetimes.
 fn prefix_info(prefix: Option<(Ipv6Addr, u8)>) -> Option<PrefixInfo> {
     let (addr, prefix_len) = prefix?;
-    let is_link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
-    if prefix_len > 128 || addr.is_multicast() || addr.is_unspecified() || is_link_local {
+    if prefix_len > 128
+        || addr.is_multicast()
+        || addr.is_unspecified()
+        || ipv6::is_link_local(&addr)
+    {
         return None;
     }
     let mask = u128::MAX
@@ -456,7 +460,7 @@ fn dnssl_names(search: &[String], room: usize) -> Option<DomainList<'_>> {
     let mut used = 0;
     let mut count = 0;
     for name in search {
-        let add = ndp::encoded_name_len(name).unwrap_or(0);
+        let add = dns::encoded_name_len(name).unwrap_or(0);
         if (used + add).div_ceil(8) * 8 > limit {
             break;
         }
@@ -470,8 +474,9 @@ fn dnssl_names(search: &[String], room: usize) -> Option<DomainList<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ndp::tests::{mutate, Rng, RA};
+    use crate::wire::ndp::tests::RA;
     use crate::wire::ndp::ALL_ROUTERS;
+    use crate::wire::test_rng::{mutate, Rng};
 
     const OUR_MAC: [u8; 6] = [0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55];
     const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];

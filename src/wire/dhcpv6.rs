@@ -24,7 +24,10 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-pub use crate::wire::ndp::{DomainList, Ipv6List};
+use super::{array_at, be16, be32, byte_at, dns, put, NoSpace};
+
+pub use super::dns::DomainList;
+pub use super::ndp::Ipv6List;
 
 /// Length of the client/server message header: type and transaction id.
 pub const HEADER_LEN: usize = 4;
@@ -113,6 +116,18 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<NoSpace> for Error {
+    fn from(_: NoSpace) -> Self {
+        Error::BufferTooSmall
+    }
+}
+
+impl From<dns::Error> for Error {
+    fn from(_: dns::Error) -> Self {
+        Error::BadDomainName
+    }
+}
 
 /// DHCPv6 message types (RFC 8415 §7.3); total over `u8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,32 +280,6 @@ impl From<StatusCode> for u16 {
     }
 }
 
-/// Copies `N` bytes at `at`, zeros if out of range (callers check first).
-fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = b.get(at..at + N) {
-        out.copy_from_slice(src);
-    }
-    out
-}
-
-fn be16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes(array_at(b, at))
-}
-
-fn be32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(array_at(b, at))
-}
-
-/// Writes `bytes` at `at` in `buf`, or fails without writing.
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
-    let end = at.checked_add(bytes.len()).ok_or(Error::BufferTooSmall)?;
-    buf.get_mut(at..end)
-        .ok_or(Error::BufferTooSmall)?
-        .copy_from_slice(bytes);
-    Ok(())
-}
-
 /// A zero-copy view of a client/server DHCPv6 message.
 #[derive(Debug, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -318,7 +307,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The message type.
     pub fn msg_type(&self) -> MessageType {
-        self.buffer.as_ref().first().copied().unwrap_or(0).into()
+        byte_at(self.buffer.as_ref(), 0).into()
     }
 
     /// The 24-bit transaction id.
@@ -395,8 +384,8 @@ impl<'a> Iterator for OptionIter<'a> {
             self.rest = &[];
             return Some(Err(Error::OptionPastEnd { code: None }));
         }
-        let code = be16_at(self.rest, 0);
-        let len = usize::from(be16_at(self.rest, 2));
+        let code = be16(self.rest, 0);
+        let len = usize::from(be16(self.rest, 2));
         let Some(data) = self.rest.get(OPTION_HEADER_LEN..OPTION_HEADER_LEN + len) else {
             self.rest = &[];
             return Some(Err(Error::OptionPastEnd { code: Some(code) }));
@@ -426,7 +415,7 @@ impl<'a> Status<'a> {
             return Err(bad_len(code::STATUS_CODE, data));
         }
         Ok(Status {
-            code: be16_at(data, 0).into(),
+            code: be16(data, 0).into(),
             message: &data[2..],
         })
     }
@@ -455,8 +444,8 @@ impl IaAddr {
         check_bounds(&data[IAADDR_FIXED_LEN..])?;
         Ok(IaAddr {
             addr: Ipv6Addr::from(array_at::<16>(data, 0)),
-            preferred_lifetime: be32_at(data, 16),
-            valid_lifetime: be32_at(data, 20),
+            preferred_lifetime: be32(data, 16),
+            valid_lifetime: be32(data, 20),
         })
     }
 }
@@ -542,9 +531,9 @@ impl<'a> IaNa<'a> {
             }
         }
         Ok(IaNa {
-            iaid: be32_at(data, 0),
-            t1: be32_at(data, 4),
-            t2: be32_at(data, 8),
+            iaid: be32(data, 0),
+            t1: be32(data, 4),
+            t2: be32(data, 8),
             addrs: IaAddrList::Wire(sub),
             status,
         })
@@ -565,7 +554,7 @@ impl<'a> IaNa<'a> {
             at += emit_option(out, at, code::IAADDR, IAADDR_FIXED_LEN, |d| {
                 put(d, 0, &a.addr.octets())?;
                 put(d, 16, &a.preferred_lifetime.to_be_bytes())?;
-                put(d, 20, &a.valid_lifetime.to_be_bytes())
+                Ok(put(d, 20, &a.valid_lifetime.to_be_bytes())?)
             })?;
         }
         if let Some(s) = self.status {
@@ -587,7 +576,7 @@ impl<'a> OptionCodes<'a> {
 
     /// The requested codes in order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
-        self.0.chunks_exact(2).map(|c| be16_at(c, 0))
+        self.0.chunks_exact(2).map(|c| be16(c, 0))
     }
 
     /// Whether `code` is requested.
@@ -631,7 +620,7 @@ fn emit_option(
 fn emit_status(out: &mut [u8], at: usize, s: &Status<'_>) -> Result<usize, Error> {
     emit_option(out, at, code::STATUS_CODE, s.data_len(), |d| {
         put(d, 0, &u16::from(s.code).to_be_bytes())?;
-        put(d, 2, s.message)
+        Ok(put(d, 2, s.message)?)
     })
 }
 
@@ -732,7 +721,7 @@ impl<'a> Repr<'a> {
                 if data.len() != 2 {
                     return Err(bad_len(c, data));
                 }
-                self.elapsed_time.get_or_insert(be16_at(data, 0));
+                self.elapsed_time.get_or_insert(be16(data, 0));
             }
             code::RAPID_COMMIT => {
                 if !data.is_empty() {
@@ -757,7 +746,7 @@ impl<'a> Repr<'a> {
                 self.dns_servers.get_or_insert(Ipv6List::Wire(data));
             }
             code::DOMAIN_LIST => {
-                crate::wire::ndp::check_names(data, false).map_err(|_| Error::BadDomainName)?;
+                dns::check_names(data, false)?;
                 self.domain_list.get_or_insert(DomainList::Wire(data));
             }
             _ => {}
@@ -796,50 +785,45 @@ impl<'a> Repr<'a> {
         p.set_transaction_id(self.transaction_id);
         let mut at = HEADER_LEN;
         if let Some(d) = self.client_id {
-            at += emit_option(out, at, code::CLIENTID, d.len(), |o| put(o, 0, d))?;
+            at += emit_option(out, at, code::CLIENTID, d.len(), |o| Ok(put(o, 0, d)?))?;
         }
         if let Some(d) = self.server_id {
-            at += emit_option(out, at, code::SERVERID, d.len(), |o| put(o, 0, d))?;
+            at += emit_option(out, at, code::SERVERID, d.len(), |o| Ok(put(o, 0, d)?))?;
         }
         if let Some(ia) = self.ia_na {
             at += emit_option(out, at, code::IA_NA, ia.data_len(), |o| ia.emit_data(o))?;
         }
         if let Some(t) = self.elapsed_time {
             at += emit_option(out, at, code::ELAPSED_TIME, 2, |o| {
-                put(o, 0, &t.to_be_bytes())
+                Ok(put(o, 0, &t.to_be_bytes())?)
             })?;
         }
         if let Some(r) = self.requested {
             let d = r.as_bytes();
-            at += emit_option(out, at, code::ORO, d.len(), |o| put(o, 0, d))?;
+            at += emit_option(out, at, code::ORO, d.len(), |o| Ok(put(o, 0, d)?))?;
         }
         if self.rapid_commit {
             at += emit_option(out, at, code::RAPID_COMMIT, 0, |_| Ok(()))?;
         }
         if let Some(p) = self.preference {
-            at += emit_option(out, at, code::PREFERENCE, 1, |o| put(o, 0, &[p]))?;
+            at += emit_option(out, at, code::PREFERENCE, 1, |o| Ok(put(o, 0, &[p])?))?;
         }
         if let Some(s) = self.status {
             at += emit_status(out, at, &s)?;
         }
         if let Some(l) = self.dns_servers {
             at += emit_option(out, at, code::DNS_SERVERS, 16 * l.len(), |o| {
-                l.emit(o).map(|_| ()).map_err(ndp_err)
+                l.emit(o)?;
+                Ok(())
             })?;
         }
         if let Some(l) = self.domain_list {
             at += emit_option(out, at, code::DOMAIN_LIST, l.encoded_len(), |o| {
-                l.emit(o).map(|_| ()).map_err(ndp_err)
+                l.emit(o)?;
+                Ok(())
             })?;
         }
         Ok(at)
-    }
-}
-
-fn ndp_err(e: crate::wire::ndp::Error) -> Error {
-    match e {
-        crate::wire::ndp::Error::BadDomainName => Error::BadDomainName,
-        _ => Error::BufferTooSmall,
     }
 }
 
@@ -890,7 +874,7 @@ impl fmt::Display for Repr<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::ndp::tests::{mutate, Rng};
+    use crate::wire::test_rng::{mutate, Rng};
 
     /// The guest kit's SOLICIT (lib/kit.sh, kit_dhcpv6) from 52:54:00:12:34:56.
     #[rustfmt::skip]

@@ -21,11 +21,15 @@
 //! options of non-Ethernet lengths are refused; option kinds we do not know
 //! are kept as opaque bytes.
 //!
-//! The DNS name encoding (RFC 1035 §3.1, no compression) shared with DHCPv6
-//! (RFC 8415 §10) lives here too: [`DomainList`] and [`encoded_name_len`].
+//! The DNS names of the DNSSL option are encoded and checked by
+//! [`super::dns`], as for DHCP and DHCPv6.
 
 use std::fmt;
 use std::net::Ipv6Addr;
+
+use super::{array_at, be16, be32, byte_at, dns, put, DisplayMac, NoSpace};
+
+pub use super::dns::DomainList;
 
 /// Length of the common ICMPv6 header: type, code, checksum.
 pub const ICMPV6_HEADER_LEN: usize = 4;
@@ -134,6 +138,18 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<NoSpace> for Error {
+    fn from(_: NoSpace) -> Self {
+        Error::BufferTooSmall
+    }
+}
+
+impl From<dns::Error> for Error {
+    fn from(_: dns::Error) -> Self {
+        Error::BadDomainName
+    }
+}
+
 /// ICMPv6 message types of Neighbor Discovery; total over `u8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageType {
@@ -204,29 +220,6 @@ impl fmt::Display for MessageType {
     }
 }
 
-fn be16(b: &[u8; 2]) -> u16 {
-    u16::from_be_bytes(*b)
-}
-
-/// Copies `N` bytes at `at`; callers guarantee the range is in bounds
-/// (checked constructor or explicit length test right before).
-fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = b.get(at..at + N) {
-        out.copy_from_slice(src);
-    }
-    out
-}
-
-/// Writes `bytes` at `at` in `buf`, or fails without writing.
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
-    let end = at.checked_add(bytes.len()).ok_or(Error::BufferTooSmall)?;
-    buf.get_mut(at..end)
-        .ok_or(Error::BufferTooSmall)?
-        .copy_from_slice(bytes);
-    Ok(())
-}
-
 /// A zero-copy view of an NDP message (ICMPv6 header included).
 #[derive(Debug, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -267,50 +260,47 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The ICMPv6 type.
     pub fn msg_type(&self) -> MessageType {
-        self.bytes().get(field::TYPE).copied().unwrap_or(0).into()
+        byte_at(self.bytes(), field::TYPE).into()
     }
 
     /// The ICMPv6 code (0 for every valid NDP message).
     pub fn code(&self) -> u8 {
-        self.bytes().get(field::CODE).copied().unwrap_or(0)
+        byte_at(self.bytes(), field::CODE)
     }
 
     /// The ICMPv6 checksum as found in the message.
     pub fn checksum(&self) -> u16 {
-        be16(&array_at(self.bytes(), field::CHECKSUM.start))
+        be16(self.bytes(), field::CHECKSUM.start)
     }
 
     /// RA: the Cur Hop Limit field.
     pub fn cur_hop_limit(&self) -> u8 {
-        self.bytes()
-            .get(field::RA_CUR_HOP_LIMIT)
-            .copied()
-            .unwrap_or(0)
+        byte_at(self.bytes(), field::RA_CUR_HOP_LIMIT)
     }
 
     /// RA: the flags byte (M, O and reserved bits).
     pub fn ra_flags(&self) -> u8 {
-        self.bytes().get(field::RA_FLAGS).copied().unwrap_or(0)
+        byte_at(self.bytes(), field::RA_FLAGS)
     }
 
     /// RA: the Router Lifetime in seconds.
     pub fn router_lifetime(&self) -> u16 {
-        be16(&array_at(self.bytes(), field::RA_ROUTER_LIFETIME.start))
+        be16(self.bytes(), field::RA_ROUTER_LIFETIME.start)
     }
 
     /// RA: the Reachable Time in milliseconds.
     pub fn reachable_time(&self) -> u32 {
-        u32::from_be_bytes(array_at(self.bytes(), field::RA_REACHABLE_TIME.start))
+        be32(self.bytes(), field::RA_REACHABLE_TIME.start)
     }
 
     /// RA: the Retrans Timer in milliseconds.
     pub fn retrans_timer(&self) -> u32 {
-        u32::from_be_bytes(array_at(self.bytes(), field::RA_RETRANS_TIMER.start))
+        be32(self.bytes(), field::RA_RETRANS_TIMER.start)
     }
 
     /// NA: the flags byte (R, S, O and reserved bits).
     pub fn na_flags(&self) -> u8 {
-        self.bytes().get(field::NA_FLAGS).copied().unwrap_or(0)
+        byte_at(self.bytes(), field::NA_FLAGS)
     }
 
     /// NS/NA: the target address.
@@ -550,7 +540,10 @@ impl<'a> Ipv6List<'a> {
     }
 
     /// Writes the addresses back to back at the start of `buf`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+    ///
+    /// # Errors
+    /// [`NoSpace`] if `buf` cannot hold them all.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, NoSpace> {
         let mut at = 0;
         for a in self.iter() {
             put(buf, at, &a.octets())?;
@@ -583,194 +576,6 @@ impl fmt::Display for Ipv6List<'_> {
             write!(f, "{a}")?;
         }
         Ok(())
-    }
-}
-
-/// The longest encoded domain name (RFC 1035 §2.3.4).
-pub const MAX_NAME_LEN: usize = 255;
-/// The longest label.
-pub const MAX_LABEL_LEN: usize = 63;
-
-/// Bytes `name` takes once encoded as DNS labels, or `None` when it cannot
-/// be encoded: empty (the root is no search domain), an empty label ("a..b"),
-/// a label over 63 bytes or a name over 255 bytes. A trailing dot is allowed.
-pub fn encoded_name_len(name: &str) -> Option<usize> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() {
-        return None;
-    }
-    let mut len = 1; // the terminating root label
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > MAX_LABEL_LEN {
-            return None;
-        }
-        len += 1 + label.len();
-    }
-    (len <= MAX_NAME_LEN).then_some(len)
-}
-
-/// Encodes `name` at the start of `buf`; returns the length, or `None` if
-/// the name is not encodable or `buf` is too short (nothing useful written).
-pub fn encode_name(name: &str, buf: &mut [u8]) -> Option<usize> {
-    let len = encoded_name_len(name)?;
-    let out = buf.get_mut(..len)?;
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let mut at = 0;
-    for label in name.split('.') {
-        // Each label is 1..=63 bytes: checked by encoded_name_len.
-        out[at] = label.len() as u8;
-        out[at + 1..at + 1 + label.len()].copy_from_slice(label.as_bytes());
-        at += 1 + label.len();
-    }
-    out[at] = 0;
-    Some(len)
-}
-
-/// Validates a run of encoded names and returns the length they take.
-/// With `padded` (DNSSL), a zero byte where a name would start begins the
-/// padding, and everything after it must be zero too; without (DHCPv6
-/// option 24), the names must fill `bytes` exactly and none may be empty.
-pub fn check_names(bytes: &[u8], padded: bool) -> Result<usize, Error> {
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at] == 0 {
-            if padded && bytes[at..].iter().all(|&b| b == 0) {
-                return Ok(at);
-            }
-            return Err(Error::BadDomainName);
-        }
-        at += check_one_name(&bytes[at..])?;
-    }
-    Ok(at)
-}
-
-/// Length of the first encoded name of `bytes` (root label included).
-fn check_one_name(bytes: &[u8]) -> Result<usize, Error> {
-    let mut at = 0;
-    loop {
-        let label = usize::from(*bytes.get(at).ok_or(Error::BadDomainName)?);
-        if label > MAX_LABEL_LEN {
-            // 0xc0 pointers and the reserved 0x40/0x80 kinds: no compression
-            // in NDP or DHCPv6 (RFC 8106 §5.2, RFC 8415 §10).
-            return Err(Error::BadDomainName);
-        }
-        at += 1 + label;
-        if at > MAX_NAME_LEN || at > bytes.len() {
-            return Err(Error::BadDomainName);
-        }
-        if label == 0 {
-            return Ok(at);
-        }
-    }
-}
-
-/// Renders one encoded name (validated) as dotted text; bytes outside
-/// printable ASCII, dots and backslashes inside labels are escaped.
-fn write_name(f: &mut impl fmt::Write, encoded: &[u8]) -> fmt::Result {
-    let mut at = 0;
-    let mut first = true;
-    while let Some(&len) = encoded.get(at) {
-        if len == 0 {
-            break;
-        }
-        if !first {
-            f.write_char('.')?;
-        }
-        first = false;
-        let label = encoded
-            .get(at + 1..at + 1 + usize::from(len))
-            .unwrap_or(&[]);
-        for &b in label {
-            if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
-                f.write_char(char::from(b))?;
-            } else {
-                write!(f, "\\{b:03}")?;
-            }
-        }
-        at += 1 + usize::from(len);
-    }
-    Ok(())
-}
-
-/// A list of domain names: encoded as found in a message, or as text to send.
-#[derive(Clone, Copy)]
-pub enum DomainList<'a> {
-    /// Validated encoded names, without padding.
-    Wire(&'a [u8]),
-    /// Names to send; those [`encoded_name_len`] refuses are skipped.
-    Names(&'a [String]),
-}
-
-impl DomainList<'_> {
-    /// Bytes the encoded names take (no padding).
-    pub fn encoded_len(&self) -> usize {
-        match self {
-            DomainList::Wire(b) => b.len(),
-            DomainList::Names(names) => names.iter().filter_map(|n| encoded_name_len(n)).sum(),
-        }
-    }
-
-    /// No (encodable) name at all.
-    pub fn is_empty(&self) -> bool {
-        self.encoded_len() == 0
-    }
-
-    /// Writes the encoded names at the start of `buf`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        match self {
-            DomainList::Wire(b) => put(buf, 0, b).map(|()| b.len()),
-            DomainList::Names(names) => {
-                let mut at = 0;
-                for name in names.iter() {
-                    if encoded_name_len(name).is_none() {
-                        continue;
-                    }
-                    let rest = buf.get_mut(at..).ok_or(Error::BufferTooSmall)?;
-                    at += encode_name(name, rest).ok_or(Error::BufferTooSmall)?;
-                }
-                Ok(at)
-            }
-        }
-    }
-
-    /// The names as dotted text (allocates: for logs and tests).
-    pub fn to_strings(&self) -> Vec<String> {
-        let mut encoded = vec![0u8; self.encoded_len()];
-        let len = self.emit(&mut encoded).unwrap_or(0);
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < len {
-            let Ok(n) = check_one_name(&encoded[at..len]) else {
-                break;
-            };
-            let mut s = String::new();
-            let _ = write_name(&mut s, &encoded[at..at + n]);
-            out.push(s);
-            at += n;
-        }
-        out
-    }
-}
-
-impl PartialEq for DomainList<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        let mut a = vec![0u8; self.encoded_len()];
-        let mut b = vec![0u8; other.encoded_len()];
-        self.emit(&mut a).is_ok() && other.emit(&mut b).is_ok() && a == b
-    }
-}
-
-impl Eq for DomainList<'_> {}
-
-impl fmt::Debug for DomainList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.to_strings()).finish()
-    }
-}
-
-impl fmt::Display for DomainList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_strings().join(","))
     }
 }
 
@@ -846,8 +651,8 @@ impl<'a> NdpOption<'a> {
                 Ok(NdpOption::PrefixInfo(PrefixInfo {
                     prefix_len,
                     flags: bytes[3],
-                    valid_lifetime: u32::from_be_bytes(array_at(bytes, 4)),
-                    preferred_lifetime: u32::from_be_bytes(array_at(bytes, 8)),
+                    valid_lifetime: be32(bytes, 4),
+                    preferred_lifetime: be32(bytes, 8),
                     prefix: Ipv6Addr::from(array_at::<16>(bytes, 16)),
                 }))
             }
@@ -855,7 +660,7 @@ impl<'a> NdpOption<'a> {
                 if units != 1 {
                     return Err(bad_len);
                 }
-                Ok(NdpOption::Mtu(u32::from_be_bytes(array_at(bytes, 4))))
+                Ok(NdpOption::Mtu(be32(bytes, 4)))
             }
             kind::RDNSS => {
                 // 8-byte header then 16 bytes per server: an odd count >= 3.
@@ -863,7 +668,7 @@ impl<'a> NdpOption<'a> {
                     return Err(bad_len);
                 }
                 Ok(NdpOption::Rdnss {
-                    lifetime: u32::from_be_bytes(array_at(bytes, 4)),
+                    lifetime: be32(bytes, 4),
                     servers: Ipv6List::Wire(&bytes[8..]),
                 })
             }
@@ -872,12 +677,12 @@ impl<'a> NdpOption<'a> {
                     return Err(bad_len);
                 }
                 let names = &bytes[8..];
-                let used = check_names(names, true)?;
+                let used = dns::check_names(names, true)?;
                 if used == 0 {
                     return Err(Error::BadDomainName);
                 }
                 Ok(NdpOption::Dnssl {
-                    lifetime: u32::from_be_bytes(array_at(bytes, 4)),
+                    lifetime: be32(bytes, 4),
                     names: DomainList::Wire(&names[..used]),
                 })
             }
@@ -955,25 +760,11 @@ fn round_up8(n: usize) -> usize {
     n.div_ceil(OPTION_UNIT) * OPTION_UNIT
 }
 
-fn fmt_mac(f: &mut fmt::Formatter<'_>, mac: &[u8; 6]) -> fmt::Result {
-    write!(
-        f,
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
-    )
-}
-
 impl fmt::Display for NdpOption<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NdpOption::SourceLla(mac) => {
-                f.write_str("slla=")?;
-                fmt_mac(f, mac)
-            }
-            NdpOption::TargetLla(mac) => {
-                f.write_str("tlla=")?;
-                fmt_mac(f, mac)
-            }
+            NdpOption::SourceLla(mac) => write!(f, "slla={}", DisplayMac(mac)),
+            NdpOption::TargetLla(mac) => write!(f, "tlla={}", DisplayMac(mac)),
             NdpOption::PrefixInfo(p) => write!(
                 f,
                 "prefix={}/{}{}{} valid={} preferred={}",
@@ -1216,16 +1007,11 @@ pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     ])
 }
 
-/// The Ethernet address of an IPv6 multicast group (RFC 2464 §7):
-/// 33:33 followed by the group's low 32 bits.
-pub fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
-    let o = group.octets();
-    [0x33, 0x33, o[12], o[13], o[14], o[15]]
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::ipv6::multicast_mac;
+    use crate::wire::test_rng::{mutate, Rng};
 
     /// A Router Solicitation as Linux sends it once its link-local address
     /// is ready.
@@ -1611,37 +1397,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn domain_name_encoding() {
-        assert_eq!(encoded_name_len("example.com"), Some(13));
-        assert_eq!(encoded_name_len("example.com."), Some(13));
-        assert_eq!(encoded_name_len(""), None);
-        assert_eq!(encoded_name_len("."), None);
-        assert_eq!(encoded_name_len("a..b"), None);
-        assert_eq!(encoded_name_len(&"x".repeat(63)), Some(65));
-        assert_eq!(encoded_name_len(&"x".repeat(64)), None);
-        // 4 labels of 63 = 4 * 64 + 1 = 257 bytes: too long.
-        let long = vec!["x".repeat(63); 4].join(".");
-        assert_eq!(encoded_name_len(&long), None);
-        let mut buf = [0u8; 13];
-        assert_eq!(encode_name("example.com", &mut buf), Some(13));
-        assert_eq!(&buf, b"\x07example\x03com\x00");
-        assert_eq!(encode_name("example.com", &mut buf[..12]), None);
-        let names = ["a.b".to_string(), "bad..name".to_string(), "c".to_string()];
-        let list = DomainList::Names(&names);
-        assert_eq!(list.encoded_len(), 5 + 3);
-        assert_eq!(list.to_strings(), vec!["a.b", "c"]);
-        assert_eq!(check_names(b"\x01a\x01b\x00\x01c\x00", false), Ok(8));
-        assert_eq!(
-            check_names(b"\x01a\x00\x00", false),
-            Err(Error::BadDomainName)
-        );
-        assert_eq!(check_names(b"\x01a\x00\x00", true), Ok(3));
-        assert_eq!(check_names(b"\x01a", false), Err(Error::BadDomainName));
-        let odd = DomainList::Wire(b"\x03a.b\x02\x00\xff\x00");
-        assert_eq!(odd.to_strings(), vec!["a\\046b.\\000\\255"]);
-    }
-
-    #[test]
     fn multicast_helpers() {
         assert_eq!(
             solicited_node(ip("2001:db8::12:3456")),
@@ -1652,52 +1407,6 @@ pub(crate) mod tests {
             multicast_mac(ip("ff02::1:ff12:3456")),
             [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]
         );
-    }
-
-    /// xorshift64*, fixed seed: reproducible pseudo-random input.
-    pub(crate) struct Rng(u64);
-
-    impl Rng {
-        pub(crate) fn new(seed: u64) -> Self {
-            Rng(seed | 1)
-        }
-        pub(crate) fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        pub(crate) fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-        pub(crate) fn byte(&mut self) -> u8 {
-            self.next() as u8
-        }
-    }
-
-    /// Random bytes, or a fixture with a few bytes changed, cut or grown.
-    pub(crate) fn mutate(rng: &mut Rng, fixtures: &[&[u8]]) -> Vec<u8> {
-        if rng.below(8) == 0 {
-            let len = rng.below(160);
-            return (0..len).map(|_| rng.byte()).collect();
-        }
-        let mut msg = fixtures[rng.below(fixtures.len())].to_vec();
-        for _ in 0..=rng.below(4) {
-            match rng.below(4) {
-                0 if !msg.is_empty() => {
-                    let at = rng.below(msg.len());
-                    msg[at] = rng.byte();
-                }
-                1 if !msg.is_empty() => {
-                    // Small lengths are the interesting ones.
-                    let at = rng.below(msg.len());
-                    msg[at] = rng.below(6) as u8;
-                }
-                2 => msg.truncate(rng.below(msg.len() + 1)),
-                _ => msg.extend((0..rng.below(24)).map(|_| rng.byte())),
-            }
-        }
-        msg
     }
 
     #[test]
