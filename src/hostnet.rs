@@ -350,7 +350,7 @@ pub fn configure_link(cfg: &NsNetConfig) -> io::Result<()> {
         nl.add_addr(idx, a.into(), p, true).map_err(|e| context(e, &format!("adding {a}/{p} to {name}")))?;
     }
     if let Some(gw) = cfg.gw6 {
-        let on_link = is_link_local6(gw) || addr6.is_some_and(|(a, p)| same_prefix6(a, gw, p));
+        let on_link = crate::wire::ipv6::is_link_local(&gw) || addr6.is_some_and(|(a, p)| same_prefix6(a, gw, p));
         add_default_route(&mut nl, idx, name, gw.into(), on_link)?;
     }
     Ok(())
@@ -376,11 +376,6 @@ fn same_prefix4(a: Ipv4Addr, b: Ipv4Addr, prefix_len: u8) -> bool {
 fn same_prefix6(a: Ipv6Addr, b: Ipv6Addr, prefix_len: u8) -> bool {
     let mask = u128::MAX.checked_shl(128 - u32::from(prefix_len.min(128))).unwrap_or(0);
     u128::from(a) & mask == u128::from(b) & mask
-}
-
-/// fe80::/10.
-fn is_link_local6(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -611,9 +606,9 @@ mod tests {
         assert!(same_prefix6(b, "2001:db8::1".parse().unwrap(), 64));
         assert!(!same_prefix6(b, "2001:db8:1::1".parse().unwrap(), 64));
         assert!(!same_prefix6(b, "2001:db8::1".parse().unwrap(), 128));
-        assert!(is_link_local6("fe80::1".parse().unwrap()));
-        assert!(is_link_local6("febf::1".parse().unwrap()));
-        assert!(!is_link_local6("fec0::1".parse().unwrap()));
+        assert!(crate::wire::ipv6::is_link_local(&"fe80::1".parse().unwrap()));
+        assert!(crate::wire::ipv6::is_link_local(&"febf::1".parse().unwrap()));
+        assert!(!crate::wire::ipv6::is_link_local(&"fec0::1".parse().unwrap()));
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Core {
         }
         let src = eth.src();
         if ethernet::is_unicast(&src) && self.net.guest_mac != Some(src) {
-            log::debug!("guest MAC is {}", ethernet::fmt_mac(&src));
+            log::debug!("guest MAC is {}", crate::wire::DisplayMac(&src));
             self.net.guest_mac = Some(src);
         }
         match eth.ethertype() {

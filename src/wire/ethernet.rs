@@ -81,11 +81,6 @@ pub fn is_unicast(mac: &[u8; 6]) -> bool {
     mac[0] & 1 == 0 && *mac != [0; 6]
 }
 
-/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
-pub fn fmt_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
