@@ -154,7 +154,7 @@ impl Batch {
     /// byte slots of `rest`. Returns how many were received; see
     /// [`Batch::received`] for each. Never blocks.
     pub fn recv(&mut self, fd: BorrowedFd<'_>, first: &mut [u8], rest: &mut [u8], slot_len: usize, max: usize) -> io::Result<usize> {
-        let in_rest = if slot_len == 0 { 0 } else { rest.len() / slot_len };
+        let in_rest = rest.len().checked_div(slot_len).unwrap_or(0);
         let n = max.min(MAX_MSGS).min(1 + in_rest);
         if n == 0 {
             return Ok(0);
@@ -322,9 +322,10 @@ pub fn recv_error(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<SockE
             // The offender's address follows the structure (SO_EE_OFFENDER).
             let off_len = (clen - ee_cmsg_len).min(size_of::<libc::sockaddr_storage>());
             if off_len >= size_of::<libc::sa_family_t>() {
-                // SAFETY: all-zero sockaddr_storage is valid; we copy
-                // off_len bytes that lie inside the cmsg (clen bounds them).
+                // SAFETY: all-zero sockaddr_storage is valid.
                 let mut st: libc::sockaddr_storage = unsafe { zeroed() };
+                // SAFETY: we copy off_len bytes that lie inside the cmsg
+                // (clen bounds them) into `st`, which is larger.
                 unsafe {
                     let src = libc::CMSG_DATA(cmsg).add(size_of::<libc::sock_extended_err>());
                     std::ptr::copy_nonoverlapping(src, (&mut st as *mut libc::sockaddr_storage).cast::<u8>(), off_len);
