@@ -6,6 +6,9 @@
 
 pub mod epoll;
 pub mod net;
+pub mod netlink;
+pub mod netns;
+pub mod tun;
 pub mod udp;
 
 use std::io;
