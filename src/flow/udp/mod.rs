@@ -257,6 +257,30 @@ fn our_addr(net: &GuestNet, guest: IpAddr) -> Option<IpAddr> {
     }
 }
 
+/// A port spec in passt's syntax again, for the log.
+fn describe(spec: &PortSpec) -> String {
+    let mut parts: Vec<String> = spec
+        .ranges
+        .iter()
+        .map(|r| {
+            let host = if r.first == r.last { r.first.to_string() } else { format!("{}-{}", r.first, r.last) };
+            if r.guest_first == r.first {
+                host
+            } else {
+                format!("{host}:{}", r.guest_first)
+            }
+        })
+        .collect();
+    if spec.all {
+        parts.push("all".into());
+    }
+    parts.extend(spec.excluded.iter().map(|(a, b)| format!("~{a}-{b}")));
+    match spec.bind {
+        Some(a) => format!("{a}/{}", parts.join(",")),
+        None => parts.join(","),
+    }
+}
+
 fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
@@ -382,6 +406,7 @@ impl Udp {
     /// `all` skips ports in use but fails when fds run out.
     pub fn listen(&mut self, ctx: &mut FlowCtx, specs: &[PortSpec]) -> Result<(), String> {
         for spec in specs.iter().filter(|s| !s.none) {
+            let before = self.listeners.len();
             let addrs: Vec<IpAddr> = match spec.bind {
                 Some(a) => vec![a],
                 None => {
@@ -419,6 +444,7 @@ impl Udp {
                     }
                 }
             }
+            log::info!("UDP: forwarding {} ({} sockets)", describe(spec), self.listeners.len() - before);
         }
         Ok(())
     }
@@ -438,7 +464,7 @@ impl Udp {
         sysnet::bind(sock.as_fd(), &at)?;
         let idx = self.listeners.len() as u32;
         ctx.host.add(sock.as_fd(), epoll::IN, Token::new(TokenKind::UdpListen, idx).to_u64())?;
-        log::info!("UDP: forwarding host port {at} to guest port {guest_port}");
+        log::debug!("UDP: forwarding host port {at} to guest port {guest_port}");
         self.listeners.push(Listener { sock, bound: at, guest_port, rx_avg: 0 });
         Ok(())
     }
