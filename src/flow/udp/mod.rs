@@ -492,7 +492,8 @@ impl Udp {
         let guest_dst = SocketAddr::new(dst, d.dst_port());
         // A reply to a peer that came in through a forwarded port leaves
         // through that port's socket.
-        if let Some(&idx) = self.table.in_by_guest.get(&(guest, guest_dst)) {
+        let inbound = if self.table.in_by_guest.is_empty() { None } else { self.table.in_by_guest.get(&(guest, guest_dst)) };
+        if let Some(&idx) = inbound {
             let (listener, peer) = match self.table.at(idx).map(|f| &f.kind) {
                 Some(Kind::In(i)) => (i.listener, i.peer),
                 _ => return,
@@ -835,13 +836,16 @@ impl Udp {
         }
     }
 
-    /// Gives back buffers an idle table does not need.
+    /// Gives back buffers an idle table does not need (datagrams still
+    /// queued for `flush` stay).
     fn release_memory(&mut self) {
         self.table.shrink_if_empty();
         self.scratch = Vec::new();
         self.batch.shrink();
-        self.queue = Vec::new();
-        self.qbytes = Vec::new();
+        if self.queue.is_empty() {
+            self.queue = Vec::new();
+            self.qbytes = Vec::new();
+        }
         self.rx_slots = RX_SLOTS_START;
     }
 }
