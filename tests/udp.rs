@@ -737,3 +737,24 @@ fn malformed_and_unwanted_guest_datagrams_are_dropped_and_counted() {
     h.flush();
     assert!(h.udp.len() <= 16 && h.budget.used == h.udp.len());
 }
+
+#[test]
+fn a_guest_reply_to_a_vanished_inbound_peer_gets_port_unreachable() {
+    let _g = serial();
+    let mut h = H::new(65520, 100);
+    let hp = free_port();
+    h.run(|u, c| u.listen(c, &[PortSpec::parse(&format!("127.0.0.1/{hp}:5353")).unwrap()])).unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cport = client.local_addr().unwrap().port();
+    client.send_to(b"hello", ("127.0.0.1", hp)).unwrap();
+    let got = h.wait_frames(1, 2000);
+    let peer = SocketAddr::new(GW4.parse().unwrap(), cport);
+    let guest = SocketAddr::new(G4.parse().unwrap(), 5353);
+    assert_eq!(got, vec![Got::Udp { src: peer, dst: guest, payload: b"hello".to_vec() }]);
+    drop(client);
+    h.send(guest, peer, b"late answer");
+    h.flush();
+    let got = h.wait_frames(1, 2000);
+    let want = Got::Icmp { src: peer.ip(), dst: guest.ip(), ty: 3, code: 3, quoted_src: guest, quoted_dst: peer };
+    assert_eq!(got, vec![want]);
+}
