@@ -59,7 +59,8 @@ fn reply_addrs(net: &GuestNet, guest: SocketAddr, mapped: &super::table::Mapped,
 }
 
 /// The inbound flow for a datagram from `peer` on listener `l` (created if
-/// new): (peer as the guest sees it, guest address and port).
+/// new): (peer as the guest sees it, guest address and port), or why the
+/// datagram cannot go to the guest.
 #[allow(clippy::too_many_arguments)]
 fn inbound_addrs(
     table: &mut Table,
@@ -70,25 +71,26 @@ fn inbound_addrs(
     l: u32,
     guest_port: u16,
     peer: SocketAddr,
-) -> Option<(SocketAddr, SocketAddr)> {
+) -> Result<(SocketAddr, SocketAddr), Drop> {
     let peer = canonical(peer);
     if let Some(&idx) = table.in_by_peer.get(&(l, peer)) {
         table.touch(idx, now);
-        if let Some(super::Flow { kind: Kind::In(f), .. }) = table.at(idx) {
-            return Some((f.seen_as, f.guest));
-        }
-        return None;
+        return match table.at(idx) {
+            Some(super::Flow { kind: Kind::In(f), .. }) => Ok((f.seen_as, f.guest)),
+            _ => Err(Drop::NotForUs),
+        };
     }
-    let (seen_as, gdst) = net.inbound(peer)?;
+    // No address for the guest in that IP version (yet): nowhere to go.
+    let (seen_as, gdst) = net.inbound(peer).ok_or(Drop::NotForUs)?;
     let guest = SocketAddr::new(gdst.ip(), guest_port);
     if !take_budget(table, stats, budget, now) {
         stats.refused += 1;
-        return None;
+        return Err(Drop::Limit);
     }
     table.insert(super::Flow { last: now, kind: Kind::In(InFlow { listener: l, peer, seen_as, guest }) });
     stats.flows_inbound += 1;
     log::debug!("UDP: inbound flow {peer} -> {guest} (seen as {seen_as})");
-    Some((seen_as, guest))
+    Ok((seen_as, guest))
 }
 
 impl Udp {
@@ -132,22 +134,29 @@ impl Udp {
     }
 
     /// Where a received datagram goes: (source, destination) as the guest
-    /// sees them, or `None` to drop it. Refreshes the flow.
-    fn guest_addrs(&mut self, net: &GuestNet, budget: &mut FlowBudget, now: Instant, src: Source, from: Option<SocketAddr>) -> Option<(SocketAddr, SocketAddr)> {
-        let from = from?;
+    /// sees them, or why it is dropped. Refreshes the flow.
+    fn guest_addrs(
+        &mut self,
+        net: &GuestNet,
+        budget: &mut FlowBudget,
+        now: Instant,
+        src: Source,
+        from: Option<SocketAddr>,
+    ) -> Result<(SocketAddr, SocketAddr), Drop> {
+        let from = from.ok_or(Drop::Unsupported)?;
         match src {
             Source::Flow(i) => {
-                let out = match &self.table.at(i)?.kind {
-                    Kind::Out(o) => o,
-                    Kind::In(_) => return None,
+                let out = match self.table.at(i).map(|f| &f.kind) {
+                    Some(Kind::Out(o)) => o,
+                    _ => return Err(Drop::NotForUs),
                 };
-                let src = reply_addrs(net, out.guest, &out.mapped, from)?;
+                let src = reply_addrs(net, out.guest, &out.mapped, from).ok_or(Drop::NotForUs)?;
                 let dst = out.guest;
                 self.table.touch(i, now);
-                Some((src, dst))
+                Ok((src, dst))
             }
             Source::Listener(l) => {
-                let guest_port = self.listeners.get(l as usize)?.guest_port;
+                let guest_port = self.listeners.get(l as usize).ok_or(Drop::NotForUs)?.guest_port;
                 inbound_addrs(&mut self.table, &mut self.stats, budget, net, now, l, guest_port, from)
             }
         }
@@ -197,14 +206,14 @@ impl Udp {
             let first = self.batch.received(0);
             let mut bytes = first.len;
             match self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, first.from) {
-                Some((from, to)) if !first.truncated => {
+                Ok((from, to)) if !first.truncated => {
                     let len = finish_frame(frame, ctx.net, from, to, first.len);
                     ctx.tx.commit(len);
                     self.stats.to_guest += 1;
                 }
                 r => {
                     ctx.tx.commit(0);
-                    self.dropped(ctx, if r.is_some() { Drop::Oversize } else { Drop::NotForUs });
+                    self.dropped(ctx, r.err().unwrap_or(Drop::Oversize));
                 }
             }
             for i in 1..n {
@@ -227,9 +236,12 @@ impl Udp {
 
     /// Copies a datagram received into the scratch area into a frame.
     fn deliver_from_scratch(&mut self, ctx: &mut FlowCtx, src: Source, m: Received, at: usize, off: usize) {
-        let Some((from, to)) = self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, m.from) else {
-            self.dropped(ctx, Drop::NotForUs);
-            return;
+        let (from, to) = match self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, m.from) {
+            Ok(a) => a,
+            Err(why) => {
+                self.dropped(ctx, why);
+                return;
+            }
         };
         if m.truncated {
             self.dropped(ctx, Drop::Oversize);
