@@ -454,6 +454,18 @@ fn inbound_forwarding_with_a_range_a_mapping_and_an_exclusion() {
         let mut buf = [0u8; 16];
         let (n, from) = client.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&b"pong"[..], target));
+        // The guest turns out to use another address (SLAAC's, a new
+        // DHCP lease...): the peer's next datagram goes there.
+        let moved: IpAddr = if guest_ip == G4 { "192.0.2.77".parse().unwrap() } else { "2001:db8::5054:ff:fe12:3456".parse().unwrap() };
+        h.net.observe(moved);
+        client.send_to(b"again", target).unwrap();
+        let got = h.wait_frames(1, 2000);
+        let moved_guest = SocketAddr::new(moved, gp + 1);
+        assert_eq!(got, vec![Got::Udp { src: peer, dst: moved_guest, payload: b"again".to_vec() }]);
+        h.send(moved_guest, peer, b"pong2");
+        h.flush();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"pong2"[..], target));
     }
     // The single port with a bind address, no mapping.
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();

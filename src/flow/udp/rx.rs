@@ -73,16 +73,14 @@ fn inbound_addrs(
     peer: SocketAddr,
 ) -> Result<(SocketAddr, SocketAddr), Drop> {
     let peer = canonical(peer);
-    if let Some(&idx) = table.in_by_peer.get(&(l, peer)) {
-        table.touch(idx, now);
-        return match table.at(idx) {
-            Some(super::Flow { kind: Kind::In(f), .. }) => Ok((f.seen_as, f.guest)),
-            _ => Err(Drop::NotForUs),
-        };
-    }
     // No address for the guest in that IP version (yet): nowhere to go.
     let (seen_as, gdst) = net.inbound(peer).ok_or(Drop::NotForUs)?;
     let guest = SocketAddr::new(gdst.ip(), guest_port);
+    if let Some(&idx) = table.in_by_peer.get(&(l, peer)) {
+        table.touch(idx, now);
+        table.retarget_in(idx, guest, seen_as);
+        return Ok((seen_as, guest));
+    }
     if !take_budget(table, stats, budget, now) {
         stats.refused += 1;
         return Err(Drop::Limit);

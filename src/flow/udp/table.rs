@@ -189,11 +189,35 @@ impl Table {
                 self.out_by_guest.remove(&o.guest);
             }
             Kind::In(i) => {
-                self.in_by_guest.remove(&(i.guest, i.seen_as));
+                // Another flow may have taken the key over since.
+                let key = (i.guest, i.seen_as);
+                if self.in_by_guest.get(&key) == Some(&idx) {
+                    self.in_by_guest.remove(&key);
+                }
                 self.in_by_peer.remove(&(i.listener, i.peer));
             }
         }
         Some(flow)
+    }
+
+    /// Points an inbound flow at the guest's current address: the guest
+    /// may only now have shown which address it really uses (SLAAC rather
+    /// than the assigned one, say), and a peer that keeps sending would
+    /// otherwise keep the flow on the old one.
+    pub(super) fn retarget_in(&mut self, idx: u32, guest: SocketAddr, seen_as: SocketAddr) {
+        let Some(Flow { kind: Kind::In(f), .. }) = self.slots.get_mut(idx as usize).and_then(|s| s.flow.as_mut()) else {
+            return;
+        };
+        if f.guest == guest && f.seen_as == seen_as {
+            return;
+        }
+        let old = (f.guest, f.seen_as);
+        if self.in_by_guest.get(&old) == Some(&idx) {
+            self.in_by_guest.remove(&old);
+        }
+        f.guest = guest;
+        f.seen_as = seen_as;
+        self.in_by_guest.insert((guest, seen_as), idx);
     }
 
     /// The live flow in `idx`, if its generation is `gen`.
@@ -336,6 +360,23 @@ mod tests {
         assert_eq!(order, vec![ids[3], ids[0], ids[2], again]);
         assert_eq!(t.len(), 0);
         assert!(t.in_by_guest.is_empty() && t.in_by_peer.is_empty());
+    }
+
+    #[test]
+    fn retargeting_an_inbound_flow_moves_its_guest_key() {
+        let mut t = Table::new(4);
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let i = t.insert(inflow(7));
+        let seen = a("192.0.2.1:7");
+        t.retarget_in(i, a("192.0.2.9:53"), seen);
+        assert_eq!(t.in_by_guest.get(&(a("192.0.2.9:53"), seen)), Some(&i));
+        assert!(t.in_by_guest.get(&(a("192.0.2.2:53"), seen)).is_none());
+        // A second flow taking the same guest key: removing the first one
+        // leaves the second's key alone.
+        let j = t.insert(inflow(8));
+        t.retarget_in(j, a("192.0.2.9:53"), seen);
+        t.remove(i);
+        assert_eq!(t.in_by_guest.get(&(a("192.0.2.9:53"), seen)), Some(&j));
     }
 
     #[test]
