@@ -24,7 +24,9 @@
 //! creates a flow (listener, peer) -> (guest address, guest port), the peer
 //! appearing as [`GuestNet::inbound`] says. The guest's replies (from that
 //! guest port to that peer) leave through the same bound socket, so the
-//! peer sees the forwarded port as their source.
+//! peer sees the forwarded port as their source. Each datagram goes to the
+//! guest address [`GuestNet::inbound`] gives at that time (the guest may
+//! show later which address it really uses).
 //!
 //! # Timeouts and limits
 //! A flow closes (and its socket with it) after [`IDLE_TIMEOUT`] = 180 s
