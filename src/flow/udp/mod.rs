@@ -15,7 +15,7 @@
 //! loopback, the host's resolver) must appear as exactly the address and
 //! port the guest sent to, or the guest's connected socket drops the reply
 //! (the bug of Debian's 2023 passt with IPv6); each flow remembers the last
-//! [`table::MAX_MAPPED`] such destinations. Other peers appear as
+//! `MAX_MAPPED` (8) such destinations. Other peers appear as
 //! [`GuestNet::inbound`] says.
 //!
 //! # Inbound (a host peer starts, through `-u`)
@@ -60,7 +60,7 @@
 //! our datagrams (port or host unreachable, time exceeded, fragmentation
 //! needed / packet too big) is read from the socket's error queue
 //! (`MSG_ERRQUEUE`) and becomes an ICMP/ICMPv6 error to the guest quoting
-//! its datagram as it sent it (see [`icmp`]): `dig` gets "connection
+//! its datagram as it sent it (see the `icmp` submodule): `dig` gets "connection
 //! refused" at once. A send failing locally (ECONNREFUSED left by an
 //! earlier error, EHOSTUNREACH, ENETUNREACH, EACCES) does the same.
 //! An epoll event with only EPOLLERR drains the error queue and does not
