@@ -4,6 +4,10 @@
 //! namespace's loopback are reached through the gateway address; clients
 //! and servers in the guest are real sockets of its kernel (created by a
 //! thread inside the namespace) or busybox.
+//!
+//! These need the engine to hand UDP to `flow::udp::Udp` (guest datagrams,
+//! `UdpFlow`/`UdpListen` events, flush after each guest batch, timers,
+//! `listen` with the `-u` specs).
 
 mod common;
 

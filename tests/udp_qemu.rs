@@ -3,6 +3,10 @@
 //! the gateway address (busybox nslookup, socat), asks the host's resolver
 //! (on loopback too) through the dns-forward address it got by DHCP, and
 //! answers datagrams the host sends to a forwarded port (`-u`).
+//!
+//! These need the engine to hand UDP to `flow::udp::Udp` (guest datagrams,
+//! `UdpFlow`/`UdpListen` events, flush after each guest batch, timers,
+//! `listen` with the `-u` specs).
 
 mod common;
 
