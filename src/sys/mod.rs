@@ -9,6 +9,7 @@ pub mod net;
 pub mod netlink;
 pub mod netns;
 pub mod tun;
+pub mod udp;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
