@@ -244,16 +244,16 @@ impl Core {
                 if self.no_icmp {
                     return self.stats.drop(Drop::Disabled);
                 }
-                let (mut ctx, icmp) = self.flow_ctx();
-                icmp.handle_guest(&mut ctx, src, dst, l4);
+                let (mut ctx, flows) = self.flow_ctx();
+                flows.icmp.handle_guest(&mut ctx, src, dst, l4);
             }
             ipv6::NEXT_ICMPV6 if src.is_ipv6() => {
                 // Checksum verified by handle_ipv6.
                 if self.no_icmp {
                     return self.stats.drop(Drop::Disabled);
                 }
-                let (mut ctx, icmp) = self.flow_ctx();
-                icmp.handle_guest(&mut ctx, src, dst, l4);
+                let (mut ctx, flows) = self.flow_ctx();
+                flows.icmp.handle_guest(&mut ctx, src, dst, l4);
             }
             ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
                 if !l4_checksum_ok(src, dst, proto, l4) {
@@ -262,6 +262,10 @@ impl Core {
                     if !unchecked_udp {
                         return self.stats.drop(Drop::BadChecksum);
                     }
+                }
+                if proto == ipv4::PROTO_UDP && !self.no_udp {
+                    let (mut ctx, flows) = self.flow_ctx();
+                    return flows.udp.handle_guest(&mut ctx, src, dst, l4);
                 }
                 self.stats.drop(Drop::Disabled);
             }
@@ -345,25 +349,49 @@ impl Core {
         }
     }
 
-    /// After a batch of guest frames: flows send coalesced ACKs.
-    pub(crate) fn after_guest_batch(&mut self) {}
+    /// Opens the forwarded ports (`-t`, `-u`).
+    pub(crate) fn listen(&mut self, cfg: &Config) -> Result<(), String> {
+        let parse = |opt: &str, specs: &[String]| -> Result<Vec<crate::fwd::PortSpec>, String> {
+            specs.iter().map(|s| crate::fwd::PortSpec::parse(s).map_err(|e| format!("{opt} {s}: {e}"))).collect()
+        };
+        if !cfg.no_udp {
+            let specs = parse("-u", &cfg.udp_ports)?;
+            let (mut ctx, flows) = self.flow_ctx();
+            flows.udp.set_freebind(cfg.freebind);
+            flows.udp.listen(&mut ctx, &specs)?;
+        }
+        Ok(())
+    }
+
+    /// After a batch of guest frames: flows send what they queued and
+    /// coalesced acknowledgements.
+    pub(crate) fn after_guest_batch(&mut self) {
+        let (mut ctx, flows) = self.flow_ctx();
+        flows.udp.flush(&mut ctx);
+    }
 
     /// An event on a host socket.
     pub(crate) fn host_event(&mut self, token: Token, bits: u32) {
-        let (mut ctx, icmp) = self.flow_ctx();
-        if token.kind == Kind::Icmp {
-            icmp.handle_event(&mut ctx, token, bits);
+        let (mut ctx, flows) = self.flow_ctx();
+        match token.kind {
+            Kind::Icmp => flows.icmp.handle_event(&mut ctx, token, bits),
+            Kind::UdpFlow | Kind::UdpListen => flows.udp.handle_event(&mut ctx, token, bits),
+            _ => {}
         }
     }
 
     /// The guest went away: every flow ends.
     pub(crate) fn reset_flows(&mut self) {
-        let (mut ctx, icmp) = self.flow_ctx();
-        icmp.reset_all(&mut ctx);
+        let (mut ctx, flows) = self.flow_ctx();
+        flows.icmp.reset_all(&mut ctx);
+        flows.udp.reset_all(&mut ctx);
     }
 
     /// The guest queue has room again.
-    pub(crate) fn tx_room(&mut self) {}
+    pub(crate) fn tx_room(&mut self) {
+        let (mut ctx, flows) = self.flow_ctx();
+        flows.udp.handle_tx_room(&mut ctx);
+    }
 
     pub(crate) fn run_timers(&mut self) {
         let now = self.now;
@@ -371,13 +399,19 @@ impl Core {
             self.send_ra();
             self.services.next_ra = Some(now + ndp::RA_INTERVAL);
         }
-        if self.icmp.poll_deadline().is_some_and(|t| t <= now) {
-            let (mut ctx, icmp) = self.flow_ctx();
-            icmp.handle_timeout(&mut ctx);
+        let (mut ctx, flows) = self.flow_ctx();
+        if flows.icmp.poll_deadline().is_some_and(|t| t <= now) {
+            flows.icmp.handle_timeout(&mut ctx);
+        }
+        if flows.udp.poll_deadline().is_some_and(|t| t <= now) {
+            flows.udp.handle_timeout(&mut ctx);
         }
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        [self.services.next_ra, self.icmp.poll_deadline()].into_iter().flatten().min()
+        [self.services.next_ra, self.flows.icmp.poll_deadline(), self.flows.udp.poll_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

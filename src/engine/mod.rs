@@ -23,6 +23,7 @@ use crate::backend::{Flush, Frames};
 use crate::config::Config;
 use crate::ffi::passt_error;
 use crate::flow::icmp::Icmp;
+use crate::flow::udp::Udp;
 use crate::flow::{FlowBudget, FlowCtx};
 use crate::guestnet::GuestNet;
 use crate::pcap::Pcap;
@@ -85,6 +86,12 @@ enum Guest {
     Frames(Frames),
 }
 
+/// The flow tables, one per protocol.
+pub(crate) struct Flows {
+    pub(crate) icmp: Icmp,
+    pub(crate) udp: Udp,
+}
+
 /// Everything but the guest side, so that frames read from the guest side
 /// can be handed to it while the guest side is borrowed.
 pub(crate) struct Core {
@@ -93,16 +100,17 @@ pub(crate) struct Core {
     pub(crate) tx: TxQueue,
     pub(crate) stats: Stats,
     pub(crate) budget: FlowBudget,
-    pub(crate) icmp: Icmp,
+    pub(crate) flows: Flows,
     pub(crate) services: Services,
     pub(crate) pcap: Option<Pcap>,
     pub(crate) no_icmp: bool,
+    pub(crate) no_udp: bool,
     pub(crate) now: Instant,
 }
 
 impl Core {
-    /// Splits out what a flow handler gets.
-    pub(crate) fn flow_ctx(&mut self) -> (FlowCtx<'_>, &mut Icmp) {
+    /// Splits out what a flow handler gets, and the tables.
+    pub(crate) fn flow_ctx(&mut self) -> (FlowCtx<'_>, &mut Flows) {
         (
             FlowCtx {
                 now: self.now,
@@ -112,7 +120,7 @@ impl Core {
                 stats: &mut self.stats,
                 budget: &mut self.budget,
             },
-            &mut self.icmp,
+            &mut self.flows,
         )
     }
 }
@@ -183,10 +191,11 @@ impl Instance {
                 tx: TxQueue::new(TX_LIMIT),
                 stats: Stats::default(),
                 budget: FlowBudget::new(config.max_flows),
-                icmp: Icmp::new(),
+                flows: Flows { icmp: Icmp::new(), udp: Udp::new(config.max_flows) },
                 services,
                 pcap,
                 no_icmp: config.no_icmp,
+                no_udp: config.no_udp,
                 now: Instant::default(),
             },
             host_active: true,
@@ -195,6 +204,7 @@ impl Instance {
             gone: false,
             events: vec![epoll::empty_event(); EVENT_BATCH],
         };
+        inst.core.listen(config)?;
         if matches!(inst.guest, Guest::Tap(_) | Guest::Fd(_)) {
             inst.guest_attached();
         }
