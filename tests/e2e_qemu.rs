@@ -132,7 +132,7 @@ fn kit_example_with_passt_standalone() {
             Some((w.next()?.to_string(), w.next()?.to_string(), w.next().unwrap_or("").to_string()))
         })
         .collect();
-    for name in ["link", "dhcp4", "dhcp4-dns", "slaac6", "dhcpv6", "ping4", "ping6"] {
+    for name in ["link", "dhcp4", "dhcp4-dns", "slaac6", "dhcpv6", "ping4", "ping6", "udp4", "udp6", "udp4-echo", "udp6-echo"] {
         assert_eq!(status(&results, name), "ok", "{name}\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     }
 }
