@@ -6,6 +6,7 @@
 
 pub mod epoll;
 pub mod net;
+pub mod tcp;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
