@@ -83,7 +83,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 pub use self::listen::ephemeral_port_start;
@@ -185,6 +185,13 @@ impl Tcp {
     /// (host port, guest port) of each listening socket.
     pub fn listening_ports(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
         self.listeners.iter().map(|l| (l.host_port, l.guest_port))
+    }
+
+    /// The host socket of the connection between `guest` and `peer` (the
+    /// far end as the guest sees it), for diagnostics and tests.
+    pub fn socket_of(&self, guest: SocketAddr, peer: SocketAddr) -> Option<BorrowedFd<'_>> {
+        let idx = *self.by_tuple.get(&(guest, peer))?;
+        self.slots[idx as usize].conn.as_ref().map(|c| c.sock.as_fd())
     }
 
     /// A segment from the guest (`l4`: TCP header and payload, checksum
