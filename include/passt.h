@@ -182,7 +182,8 @@ int passt_fd(const struct passt *p);
  * Returns the milliseconds until it must be called again at the latest
  * (a soft deadline: early calls are harmless), -1 for no deadline (wait
  * for `passt_fd()` only), or below -1 a negated `passt_error` when the
- * instance cannot go on (`passt_last_error()` says why).
+ * instance cannot go on (`passt_last_error()` says why). A NULL `p`
+ * gives `-PASST_ERROR_INVALID` (not -1, which means "no deadline").
  *
  * # Safety
  * `p` is NULL or a live pointer from `passt_new()`; one thread at a time.

@@ -93,6 +93,13 @@ const OPTIONS: &[OptSpec] = &[
     opt("tcp-ports", Some('t'), Arg::Required),
     opt("udp-ports", Some('u'), Arg::Required),
     opt("max-flows", None, Arg::Required),
+    // Accepted for compatibility with the programs that start passt (QEMU's
+    // -netdev passt passes them); stored, not used yet.
+    opt("hostname", Some('H'), Arg::Required),
+    opt("fqdn", None, Arg::Required),
+    opt("dns-host", None, Arg::Required),
+    opt("outbound-if4", None, Arg::Required),
+    opt("outbound-if6", None, Arg::Required),
 ];
 
 /// A configuration error: which key, which value, and why.
@@ -313,7 +320,15 @@ impl Config {
             "debug" | "quiet" | "foreground" | "help" | "version" => {
                 parse_flag(key, value)?;
             }
-            "log-file" | "pid" => {}
+            "log-file" | "pid" | "outbound-if4" | "outbound-if6" => {}
+            "hostname" | "fqdn" => {
+                if !valid_domain(value) {
+                    return Err(bad(key, value, "not a valid host name"));
+                }
+            }
+            "dns-host" => {
+                parse_ip(key, value)?;
+            }
             "runas" => {
                 let ok = value.split(':').count() <= 2 && value.split(':').all(|p| !p.is_empty());
                 if !ok {
@@ -507,7 +522,7 @@ impl Config {
                         i += 1;
                         v.as_ref()
                     } else {
-                        return Err(ConfigError(format!("option '-{c}' needs a value")));
+                        return Err(ConfigError(format!("option '-{c}' (--{}) needs a value", spec.long)));
                     };
                     self.set(spec.long, value)?;
                     break;

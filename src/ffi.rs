@@ -390,12 +390,16 @@ pub unsafe extern "C" fn passt_fd(p: *const passt) -> c_int {
 /// Returns the milliseconds until it must be called again at the latest
 /// (a soft deadline: early calls are harmless), -1 for no deadline (wait
 /// for `passt_fd()` only), or below -1 a negated `passt_error` when the
-/// instance cannot go on (`passt_last_error()` says why).
+/// instance cannot go on (`passt_last_error()` says why). A NULL `p`
+/// gives `-PASST_ERROR_INVALID` (not -1, which means "no deadline").
 ///
 /// # Safety
 /// `p` is NULL or a live pointer from `passt_new()`; one thread at a time.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn passt_process(p: *mut passt, now_ns: u64) -> c_int {
+    if p.is_null() {
+        return -(passt_error::Invalid as c_int);
+    }
     // SAFETY: forwarded caller guarantee.
     unsafe {
         with_instance(p, |p| match p.instance.process(Instant::from_nanos(now_ns)) {

@@ -16,7 +16,7 @@ impl Instant {
         self.0
     }
     /// `self + d`, saturating at the far future.
-    pub fn add(self, d: Duration) -> Instant {
+    pub fn saturating_add(self, d: Duration) -> Instant {
         Instant(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
     }
     /// Time from `earlier` to `self`, zero if `earlier` is later.
@@ -33,7 +33,7 @@ impl Instant {
 impl std::ops::Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant::add(self, d)
+        self.saturating_add(d)
     }
 }
 
@@ -47,6 +47,6 @@ mod tests {
         assert_eq!(t.millis_until(Instant(1_000_001)), 1);
         assert_eq!(t.millis_until(Instant(1_001_001)), 2);
         assert_eq!(Instant(5).millis_until(Instant(3)), 0);
-        assert_eq!(Instant(u64::MAX - 1).add(Duration::from_secs(9)).nanos(), u64::MAX);
+        assert_eq!((Instant(u64::MAX - 1) + Duration::from_secs(9)).nanos(), u64::MAX);
     }
 }

@@ -103,6 +103,8 @@ pub struct TxQueue {
     limit: usize,
     /// Space handed out by `reserve`, not yet committed.
     reserved: usize,
+    /// Frames committed since the last [`TxQueue::take_new`] (for capture).
+    unseen: usize,
 }
 
 impl TxQueue {
@@ -115,6 +117,7 @@ impl TxQueue {
             head_sent: 0,
             limit: limit.max(PREFIX + MAX_FRAME),
             reserved: 0,
+            unseen: 0,
         }
     }
 
@@ -157,6 +160,7 @@ impl TxQueue {
         self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
         self.frames.push_back((start, len));
         self.used += PREFIX + len;
+        self.unseen += 1;
     }
 
     /// The queued frames, oldest first (without prefixes), for the tap
@@ -164,6 +168,13 @@ impl TxQueue {
     /// never mixed with these (one backend per instance).
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
         self.frames.iter().map(|&(s, l)| &self.buf[s + PREFIX..s + PREFIX + l])
+    }
+
+    /// The frames committed since the last call (call it before frames
+    /// are sent, or some will have left unseen).
+    pub fn take_new(&mut self) -> impl Iterator<Item = &[u8]> {
+        let skip = self.frames.len().saturating_sub(std::mem::take(&mut self.unseen));
+        self.frames().skip(skip)
     }
 
     /// Drops the `n` oldest frames (they were sent).
@@ -202,6 +213,7 @@ impl TxQueue {
     /// Forgets everything queued (the guest went away).
     pub fn clear(&mut self) {
         self.frames.clear();
+        self.unseen = 0;
         self.head_sent = 0;
         self.used = 0;
     }

@@ -1,1 +1,72 @@
-//! (skeleton)
+//! Guest attachments ("backends"): where guest frames come from and where
+//! frames for the guest go.
+//!
+//! * `stream`: a UNIX stream socket carrying frames each preceded by a
+//!   4-byte big-endian length (QEMU `-netdev stream`, qrap's `-netdev
+//!   socket,fd=N`, libvirt): either listening on a path (one guest at a
+//!   time; the next is accepted when the first disconnects) or a connected
+//!   fd handed over by the host.
+//! * `tap`: a tap device inside a network namespace (pasta's mode): one
+//!   frame per read/write.
+//! * `frames`: in-process, for VMMs with their own device model: frames in
+//!   through `frame_input`, out through a callback.
+//!
+//! Reads are batched (many frames per call) and writes drain the shared
+//! [`TxQueue`]; what the guest side cannot take stays queued.
+
+pub mod stream;
+pub mod tap;
+
+use crate::tx::TxQueue;
+use std::io::{self, IoSlice};
+
+/// The host's frame sink for the in-process attachment: takes a batch of
+/// frames, returns how many it accepted (the rest wait).
+pub type FrameOutput = Box<dyn FnMut(&[IoSlice<'_>]) -> usize + Send>;
+
+/// Result of draining the queue towards the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Everything queued went out.
+    Done,
+    /// The guest side is full: wait for writability (or the host's call).
+    Blocked,
+    /// No guest is attached: the queue was discarded.
+    NoGuest,
+}
+
+/// In-process attachment: frames are handed over by a callback.
+#[derive(Default)]
+pub struct Frames {
+    pub output: Option<FrameOutput>,
+}
+
+impl Frames {
+    /// Hands queued frames to the host's callback in batches of up to 64.
+    pub fn flush(&mut self, tx: &mut TxQueue) -> Flush {
+        let Some(out) = self.output.as_mut() else {
+            tx.clear();
+            return Flush::NoGuest;
+        };
+        while !tx.is_empty() {
+            let mut batch = [IoSlice::new(&[]); 64];
+            let mut offered = 0;
+            for (slot, frame) in batch.iter_mut().zip(tx.frames()) {
+                *slot = IoSlice::new(frame);
+                offered += 1;
+            }
+            let taken = out(&batch[..offered]).min(offered);
+            tx.pop_frames(taken);
+            if taken < offered {
+                return Flush::Blocked;
+            }
+        }
+        Flush::Done
+    }
+}
+
+/// Classifies an I/O error on a guest fd: `true` when it means "try later".
+pub fn would_block(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
+        || e.kind() == io::ErrorKind::WouldBlock
+}

@@ -2,7 +2,7 @@
 
 use super::{cvt, owned};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 pub use libc::epoll_event as Event;
 pub const IN: u32 = libc::EPOLLIN as u32;
@@ -25,7 +25,15 @@ impl Epoll {
     pub fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
+}
 
+impl AsFd for Epoll {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Epoll {
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: ev is a valid epoll_event for the duration of the call.

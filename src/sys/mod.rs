@@ -6,7 +6,10 @@
 
 pub mod epoll;
 pub mod net;
+pub mod netlink;
+pub mod netns;
 pub mod tcp;
+pub mod tun;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

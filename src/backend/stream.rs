@@ -1,0 +1,124 @@
+//! The QEMU stream socket: frames preceded by a 4-byte big-endian length.
+//!
+//! Reads fill a buffer with as much as the socket has, then split it into
+//! frames; a frame cut by the end of a read stays at the front of the
+//! buffer until the rest arrives. A length below an Ethernet header or above
+//! the largest frame means the peer does not speak this framing (or is
+//! hostile): we log it and drop the connection, as resynchronising a byte
+//! stream is guesswork. Writes send the queued frames, prefixes included,
+//! in one `write`, and keep the position of a partial write.
+
+use super::{would_block, Flush};
+use crate::sys;
+use crate::tx::{TxQueue, MAX_FRAME};
+use crate::wire::ethernet;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Read buffer size: room for several maximum-size frames per read.
+const READ_BUF: usize = 4 * (4 + MAX_FRAME);
+
+/// A listening socket path, removed when dropped.
+pub struct Listener {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Listener {
+    /// Binds and listens on `path` with permissions `mode`. A stale socket
+    /// file (nobody accepts on it) is replaced; a live one is an error.
+    pub fn bind(path: PathBuf, mode: u32) -> Result<Listener, String> {
+        if path.exists() {
+            match sys::net::unix_connect(&path) {
+                Ok(_) => return Err(format!("socket path {} is in use by another process", path.display())),
+                Err(_) => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let fd = sys::net::unix_listen(&path, 1).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let listener = Listener { fd, path };
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&listener.path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot set mode {mode:o} on {}: {e}", listener.path.display()))?;
+        Ok(listener)
+    }
+}
+
+/// What a read found.
+pub enum ReadOutcome {
+    /// Frames were delivered (maybe none); the connection is fine.
+    Open,
+    /// The guest closed the connection or broke the framing.
+    Closed,
+}
+
+/// A connected guest.
+pub struct Conn {
+    pub fd: OwnedFd,
+    buf: Vec<u8>,
+    /// Bytes of `buf` holding data not yet parsed.
+    filled: usize,
+}
+
+impl Conn {
+    pub fn new(fd: OwnedFd) -> Conn {
+        Conn { fd, buf: Vec::new(), filled: 0 }
+    }
+
+    /// Reads what is available (up to a few buffers' worth, so that one
+    /// busy guest cannot starve the host side) and calls `on_frame` for each
+    /// complete frame.
+    pub fn read_frames(&mut self, mut on_frame: impl FnMut(&[u8])) -> ReadOutcome {
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_BUF];
+        }
+        for _ in 0..8 {
+            match sys::read(self.fd.as_fd(), &mut self.buf[self.filled..]) {
+                Ok(0) => return ReadOutcome::Closed,
+                Ok(n) => self.filled += n,
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    log::info!("guest connection error: {e}");
+                    return ReadOutcome::Closed;
+                }
+            }
+            let mut at = 0;
+            while self.filled - at >= 4 {
+                let len = u32::from_be_bytes([self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]]) as usize;
+                if !(ethernet::HEADER_LEN..=MAX_FRAME).contains(&len) {
+                    log::warn!("guest sent a frame length of {len}: not this framing, closing the connection");
+                    return ReadOutcome::Closed;
+                }
+                if self.filled - at < 4 + len {
+                    break;
+                }
+                on_frame(&self.buf[at + 4..at + 4 + len]);
+                at += 4 + len;
+            }
+            // Keep the incomplete tail at the front for the next read.
+            self.buf.copy_within(at..self.filled, 0);
+            self.filled -= at;
+        }
+        ReadOutcome::Open
+    }
+
+    /// Writes queued frames; keeps a partial write's position.
+    pub fn flush(&mut self, tx: &mut TxQueue) -> io::Result<Flush> {
+        while !tx.is_empty() {
+            match sys::send(self.fd.as_fd(), tx.stream_bytes(), libc::MSG_DONTWAIT) {
+                Ok(n) => tx.consume_stream(n),
+                Err(e) if would_block(&e) => return Ok(Flush::Blocked),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Flush::Done)
+    }
+}

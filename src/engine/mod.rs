@@ -1,0 +1,488 @@
+//! The engine: one instance's epoll sets, timers and batching; the loop
+//! that `passt_process` runs.
+//!
+//! Two epoll sets. The *main* set is the fd the host polls (`passt_fd`):
+//! it holds the guest attachment's fds and, nested, the *host* set with
+//! every host socket of every flow. While the queue of frames to the guest
+//! is full, the host set is taken out of the main set, so that readable
+//! host sockets neither wake the host nor get read: their data waits in
+//! the kernel, which is the backpressure we want (nothing read that the
+//! guest cannot take). When the queue drains, the host set goes back and
+//! flows are told to resume.
+//!
+//! `process(now)` drains ready events in rounds (bounded, so one call
+//! never runs away), runs due timers, flushes the queue and returns the
+//! time to the next deadline. It never blocks and reads no clock.
+
+mod dispatch;
+pub mod setup;
+
+use crate::backend::stream::{Conn, Listener, ReadOutcome};
+use crate::backend::tap::Tap;
+use crate::backend::{Flush, Frames};
+use crate::config::Config;
+use crate::ffi::passt_error;
+use crate::flow::icmp::Icmp;
+use crate::flow::{FlowBudget, FlowCtx};
+use crate::guestnet::GuestNet;
+use crate::pcap::Pcap;
+use crate::stats::Stats;
+use crate::sys::epoll::{self, Epoll};
+use crate::time::Instant;
+use crate::token::{Kind, Token};
+use crate::tx::{TxQueue, MAX_FRAME};
+use std::fmt;
+use std::os::fd::AsFd;
+
+pub use crate::backend::FrameOutput;
+use dispatch::Services;
+
+/// Most event rounds per `process` call before returning to the host.
+const MAX_ROUNDS: usize = 16;
+/// Events fetched per `epoll_wait`.
+const EVENT_BATCH: usize = 256;
+/// Upper bound of the queue of frames to the guest.
+const TX_LIMIT: usize = 4 << 20;
+
+/// Why an instance cannot go on, or why a call was refused.
+#[derive(Debug)]
+pub enum RunError {
+    /// A system call failed.
+    System(String),
+    /// The call does not apply to this attachment.
+    Unsupported(&'static str),
+    /// `one-off`: the guest went away.
+    GuestGone,
+}
+
+impl RunError {
+    pub fn code(&self) -> passt_error {
+        match self {
+            RunError::System(_) => passt_error::System,
+            RunError::Unsupported(_) => passt_error::Unsupported,
+            RunError::GuestGone => passt_error::GuestGone,
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::System(s) => f.write_str(s),
+            RunError::Unsupported(s) => write!(f, "not supported: {s}"),
+            RunError::GuestGone => f.write_str("the guest disconnected (one-off)"),
+        }
+    }
+}
+
+/// The guest side.
+enum Guest {
+    /// Listening on a path; `conn` is the current guest, if any.
+    Socket { listener: Listener, conn: Option<Conn> },
+    /// A connected fd handed over by the host; `None` once it closed.
+    Fd(Option<Conn>),
+    Tap(Tap),
+    Frames(Frames),
+}
+
+/// Everything but the guest side, so that frames read from the guest side
+/// can be handed to it while the guest side is borrowed.
+pub(crate) struct Core {
+    pub(crate) host: Epoll,
+    pub(crate) net: GuestNet,
+    pub(crate) tx: TxQueue,
+    pub(crate) stats: Stats,
+    pub(crate) budget: FlowBudget,
+    pub(crate) icmp: Icmp,
+    pub(crate) services: Services,
+    pub(crate) pcap: Option<Pcap>,
+    pub(crate) no_icmp: bool,
+    pub(crate) now: Instant,
+}
+
+impl Core {
+    /// Splits out what a flow handler gets.
+    pub(crate) fn flow_ctx(&mut self) -> (FlowCtx<'_>, &mut Icmp) {
+        (
+            FlowCtx {
+                now: self.now,
+                host: &self.host,
+                tx: &mut self.tx,
+                net: &self.net,
+                stats: &mut self.stats,
+                budget: &mut self.budget,
+            },
+            &mut self.icmp,
+        )
+    }
+}
+
+pub struct Instance {
+    main: Epoll,
+    guest: Guest,
+    core: Core,
+    /// Whether the host set is in the main set (false while the queue is full).
+    host_active: bool,
+    /// Whether the guest fd is watched for writability.
+    want_out: bool,
+    one_off: bool,
+    /// Set once a one-off guest went away: every later call says so.
+    gone: bool,
+    events: Vec<epoll::Event>,
+}
+
+fn sys_err(what: &str, e: std::io::Error) -> String {
+    format!("{what}: {e}")
+}
+
+impl Instance {
+    /// Validates `config`, discovers the host's network, opens the guest
+    /// attachment. Errors are readable sentences naming the bad value.
+    pub fn new(config: &Config) -> Result<Instance, String> {
+        config.validate().map_err(|e| e.0)?;
+        let host_net = crate::hostnet::discover(config.interface.as_deref())
+            .map_err(|e| sys_err("cannot read the host's network configuration", e))?;
+        let resolv = crate::hostnet::read_resolv_conf(std::path::Path::new("/etc/resolv.conf"));
+        let net = setup::guest_net(config, &host_net, &resolv)?;
+        let opened = setup::open_attachment(config, &net)?;
+
+        let main = Epoll::new().map_err(|e| sys_err("epoll", e))?;
+        let host = Epoll::new().map_err(|e| sys_err("epoll", e))?;
+        main.add(host_fd(&host), epoll::IN, Token::new(Kind::HostSet, 0).to_u64())
+            .map_err(|e| sys_err("epoll", e))?;
+        let guest = match opened {
+            setup::Opened::Listener(listener) => {
+                main.add(listener.fd.as_fd(), epoll::IN, Token::new(Kind::BackendListen, 0).to_u64())
+                    .map_err(|e| sys_err("epoll", e))?;
+                log::info!("listening for a guest on {}", listener.path.display());
+                Guest::Socket { listener, conn: None }
+            }
+            setup::Opened::Conn(conn) => {
+                main.add(conn.fd.as_fd(), epoll::IN | epoll::RDHUP, Token::new(Kind::Backend, 0).to_u64())
+                    .map_err(|e| sys_err("epoll", e))?;
+                Guest::Fd(Some(conn))
+            }
+            setup::Opened::Tap(fd) => {
+                main.add(fd.as_fd(), epoll::IN, Token::new(Kind::Backend, 0).to_u64()).map_err(|e| sys_err("epoll", e))?;
+                Guest::Tap(Tap::new(fd))
+            }
+            setup::Opened::Frames => Guest::Frames(Frames::default()),
+        };
+        let pcap = match &config.pcap {
+            Some(path) => Some(Pcap::create(path).map_err(|e| format!("cannot create pcap file {}: {e}", path.display()))?),
+            None => None,
+        };
+        let services = Services::new(config, &net);
+        log_addresses(&net);
+        let mut inst = Instance {
+            main,
+            guest,
+            core: Core {
+                host,
+                net,
+                tx: TxQueue::new(TX_LIMIT),
+                stats: Stats::default(),
+                budget: FlowBudget::new(config.max_flows),
+                icmp: Icmp::new(),
+                services,
+                pcap,
+                no_icmp: config.no_icmp,
+                now: Instant::default(),
+            },
+            host_active: true,
+            want_out: false,
+            one_off: config.one_off,
+            gone: false,
+            events: vec![epoll::empty_event(); EVENT_BATCH],
+        };
+        if matches!(inst.guest, Guest::Tap(_) | Guest::Fd(_)) {
+            inst.guest_attached();
+        }
+        Ok(inst)
+    }
+
+    /// The fd the host polls.
+    pub fn fd(&self) -> i32 {
+        self.main.raw()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    pub fn guest_net(&self) -> &GuestNet {
+        &self.core.net
+    }
+
+    /// See the module comment. `Ok(None)`: no deadline.
+    pub fn process(&mut self, now: Instant) -> Result<Option<u64>, RunError> {
+        if self.gone {
+            return Err(RunError::GuestGone);
+        }
+        self.core.now = now;
+        for _ in 0..MAX_ROUNDS {
+            let n = self.main.wait(&mut self.events, 0).map_err(|e| RunError::System(sys_err("epoll_wait", e)))?;
+            if n == 0 {
+                break;
+            }
+            for i in 0..n {
+                let ev = self.events[i];
+                let (data, bits) = (ev.u64, ev.events);
+                match Token::from_u64(data).map(|t| t.kind) {
+                    Some(Kind::BackendListen) => self.accept_guest(),
+                    Some(Kind::Backend) => {
+                        if bits & epoll::OUT != 0 {
+                            self.flush_guest();
+                        }
+                        if bits & (epoll::IN | epoll::HUP | epoll::ERR | epoll::RDHUP) != 0 {
+                            self.read_guest();
+                        }
+                    }
+                    Some(Kind::HostSet) => self.host_events(),
+                    _ => {}
+                }
+                if self.gone {
+                    return Err(RunError::GuestGone);
+                }
+            }
+            self.flush_guest();
+        }
+        self.run_timers();
+        self.flush_guest();
+        if let Some(p) = self.core.pcap.as_mut() {
+            if let Err(e) = p.flush() {
+                log::warn!("pcap capture stopped: {e}");
+                self.core.pcap = None;
+            }
+        }
+        let mut deadline = self.deadline();
+        // The in-process host could not take every frame: try again soon.
+        if matches!(self.guest, Guest::Frames(_)) && !self.core.tx.is_empty() {
+            deadline = Some(now + std::time::Duration::from_millis(1));
+        }
+        Ok(deadline.map(|d| now.millis_until(d)))
+    }
+
+    /// Sets the in-process frame output.
+    pub fn set_frame_output(&mut self, out: FrameOutput) -> Result<(), RunError> {
+        match &mut self.guest {
+            Guest::Frames(f) => {
+                f.output = Some(out);
+                self.guest_attached();
+                Ok(())
+            }
+            _ => Err(RunError::Unsupported("frame output needs the 'frames' attachment")),
+        }
+    }
+
+    /// One frame from the in-process guest, handled at once.
+    pub fn frame_input(&mut self, frame: &[u8], now: Instant) -> Result<(), RunError> {
+        if !matches!(self.guest, Guest::Frames(_)) {
+            return Err(RunError::Unsupported("frame input needs the 'frames' attachment"));
+        }
+        self.core.now = now;
+        self.core.handle_frame(frame);
+        self.core.after_guest_batch();
+        self.flush_guest();
+        Ok(())
+    }
+
+    fn accept_guest(&mut self) {
+        let Guest::Socket { listener, conn } = &mut self.guest else { return };
+        let fd = match crate::sys::net::accept(listener.fd.as_fd()) {
+            Ok((fd, _)) => fd,
+            Err(e) => {
+                log::debug!("accept on the guest socket: {e}");
+                return;
+            }
+        };
+        if conn.is_some() {
+            // One guest at a time, as passt: the newcomer is closed.
+            log::warn!("a second guest tried to connect while one is attached: refused");
+            return;
+        }
+        if let Err(e) = self.main.add(fd.as_fd(), epoll::IN | epoll::RDHUP, Token::new(Kind::Backend, 0).to_u64()) {
+            log::warn!("cannot watch the guest connection: {e}");
+            return;
+        }
+        *conn = Some(Conn::new(fd));
+        log::info!("guest connected");
+        self.want_out = false;
+        self.guest_attached();
+    }
+
+    /// A guest is there: greet it (router advertisement).
+    fn guest_attached(&mut self) {
+        self.core.services.guest_attached(self.core.now);
+    }
+
+    fn read_guest(&mut self) {
+        let core = &mut self.core;
+        let closed = match &mut self.guest {
+            Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => {
+                matches!(c.read_frames(|f| core.handle_frame(f)), ReadOutcome::Closed)
+            }
+            Guest::Tap(t) => match t.read_frames(|f| core.handle_frame(f)) {
+                Ok(()) => false,
+                Err(e) => {
+                    log::warn!("tap device: {e}");
+                    false
+                }
+            },
+            _ => false,
+        };
+        core.after_guest_batch();
+        if closed {
+            self.guest_gone();
+        }
+    }
+
+    /// The guest disconnected: forget it, close its flows, and wait for the
+    /// next one (or stop, with `one-off`).
+    fn guest_gone(&mut self) {
+        match &mut self.guest {
+            Guest::Socket { conn, .. } => *conn = None,
+            Guest::Fd(conn) => *conn = None,
+            _ => return,
+        }
+        log::info!("guest disconnected");
+        self.want_out = false;
+        self.core.tx.clear();
+        self.core.tx.shrink(0);
+        self.core.reset_flows();
+        self.core.net.guest_mac = None;
+        if !self.host_active {
+            self.resume_host();
+        }
+        if self.one_off || matches!(self.guest, Guest::Fd(_)) {
+            self.gone = true;
+        }
+    }
+
+    /// Events on host sockets: dispatched to the flow tables.
+    fn host_events(&mut self) {
+        let mut events = [epoll::empty_event(); EVENT_BATCH];
+        let n = match self.core.host.wait(&mut events, 0) {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("epoll_wait on host sockets: {e}");
+                return;
+            }
+        };
+        for ev in &events[..n] {
+            let (data, bits) = (ev.u64, ev.events);
+            let Some(token) = Token::from_u64(data) else { continue };
+            self.core.host_event(token, bits);
+            if self.core.tx.room() < MAX_FRAME {
+                self.flush_guest();
+            }
+        }
+    }
+
+    /// Sends queued frames; pauses or resumes host sockets accordingly.
+    fn flush_guest(&mut self) {
+        if let Some(p) = self.core.pcap.as_mut() {
+            for frame in self.core.tx.take_new() {
+                if p.record(self.core.now, frame).is_err() {
+                    self.core.pcap = None;
+                    break;
+                }
+            }
+        }
+        let result = match &mut self.guest {
+            Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => c.flush(&mut self.core.tx),
+            Guest::Tap(t) => t.flush(&mut self.core.tx),
+            Guest::Frames(f) => Ok(f.flush(&mut self.core.tx)),
+            _ => {
+                self.core.tx.clear();
+                Ok(Flush::NoGuest)
+            }
+        };
+        match result {
+            Ok(Flush::Blocked) => {
+                self.set_want_out(true);
+                if self.core.tx.room() < MAX_FRAME && self.host_active {
+                    self.pause_host();
+                }
+            }
+            Ok(_) => {
+                self.set_want_out(false);
+                if !self.host_active {
+                    self.resume_host();
+                }
+            }
+            Err(e) => {
+                log::info!("writing to the guest: {e}");
+                self.guest_gone();
+            }
+        }
+    }
+
+    fn guest_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &self.guest {
+            Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => Some(c.fd.as_fd()),
+            Guest::Tap(t) => Some(t.fd.as_fd()),
+            _ => None,
+        }
+    }
+
+    fn set_want_out(&mut self, want: bool) {
+        if want == self.want_out {
+            return;
+        }
+        let Some(fd) = self.guest_fd() else { return };
+        let bits = if want { epoll::IN | epoll::RDHUP | epoll::OUT } else { epoll::IN | epoll::RDHUP };
+        if self.main.modify(fd, bits, Token::new(Kind::Backend, 0).to_u64()).is_ok() {
+            self.want_out = want;
+        }
+    }
+
+    fn pause_host(&mut self) {
+        if self.main.delete(host_fd(&self.core.host)).is_ok() {
+            self.host_active = false;
+        }
+    }
+
+    fn resume_host(&mut self) {
+        let token = Token::new(Kind::HostSet, 0).to_u64();
+        if self.main.add(host_fd(&self.core.host), epoll::IN, token).is_ok() {
+            self.host_active = true;
+            self.core.tx_room();
+        }
+    }
+
+    fn run_timers(&mut self) {
+        self.core.run_timers();
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.core.deadline()
+    }
+}
+
+fn host_fd(e: &Epoll) -> std::os::fd::BorrowedFd<'_> {
+    e.as_fd()
+}
+
+fn log_addresses(net: &GuestNet) {
+    if let Some(v4) = &net.v4 {
+        log::info!(
+            "IPv4: guest {}/{}, gateway {}, DNS {:?}{}",
+            v4.assigned,
+            v4.prefix_len,
+            v4.gateway,
+            v4.dns,
+            v4.dns_host.map(|h| format!(" (forwarded to {h})")).unwrap_or_default()
+        );
+    }
+    if let Some(v6) = &net.v6 {
+        log::info!(
+            "IPv6: guest {}/{}, gateway {}, router {}, DNS {:?}",
+            v6.assigned,
+            v6.prefix_len,
+            v6.gateway.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
+            v6.our_ll,
+            v6.dns
+        );
+    }
+}
