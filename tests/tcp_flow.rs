@@ -415,6 +415,8 @@ fn inbound_with_port_mapping() {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let client_port = c.local_addr().unwrap().port();
+    // The client speaks first, before the guest accepted.
+    c.write_all(b"ping").unwrap();
     let syn = h.wait_for(2000, |f| f.has(SYN));
     assert_eq!(syn.flags, SYN);
     assert_eq!(syn.dst, sa(&format!("{GUEST4}:2222")));
@@ -424,11 +426,14 @@ fn inbound_with_port_mapping() {
     // The guest accepts.
     let gseq = 0x7000_0000u32;
     h.guest(syn.dst, syn.src, gseq, syn.seq + 1, SYN | ACK, 65535, G::syn_options(), &[]);
+    // Our ACK comes with the data waiting already.
     let ack = h.wait_for(500, |f| f.dst == syn.dst);
-    assert_eq!((ack.flags, ack.seq, ack.ack), (ACK, syn.seq + 1, gseq + 1));
-    let mut g = G { me: syn.dst, peer: syn.src, seq: gseq + 1, ack: syn.seq + 1, wnd: 65535, ws: 7, peer_ws: 7, peer_mss: 65480, syn_ack_window: 0 };
-    c.write_all(b"ping").unwrap();
-    assert_eq!(g.recv(&mut h, 4, 2000), b"ping");
+    assert_eq!((ack.flags, ack.seq, ack.ack), (ACK | PSH, syn.seq + 1, gseq + 1));
+    assert_eq!(ack.payload, b"ping");
+    let mut g = G { me: syn.dst, peer: syn.src, seq: gseq + 1, ack: syn.seq + 5, wnd: 65535, ws: 7, peer_ws: 7, peer_mss: 65480, syn_ack_window: 0 };
+    g.ack_now(&mut h);
+    c.write_all(b"more").unwrap();
+    assert_eq!(g.recv(&mut h, 4, 2000), b"more");
     g.send(&mut h, ACK | PSH, b"pong");
     let mut b = [0u8; 4];
     c.read_exact(&mut b).unwrap();

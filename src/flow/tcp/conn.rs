@@ -474,6 +474,8 @@ impl Conn {
                 self.take_peer_options(ctx, &opts);
                 self.establish(ctx.now);
                 self.guest_wnd = u32::from(seg.window());
+                // Our first window (segments before the ACK carry it too).
+                self.advertise();
                 self.ack_owed = true;
                 Verdict::Keep
             }
@@ -567,6 +569,10 @@ impl Conn {
         let mut data = seg.payload();
         let fin = seg.has(FIN);
         if data.is_empty() && !fin {
+            if seq_lt(seg.seq(), self.rcv_nxt) {
+                // A keepalive or zero-window probe: answer with our window.
+                self.ack_owed = true;
+            }
             return Verdict::Keep;
         }
         if self.guest_fin {
