@@ -381,7 +381,18 @@ fn window_follows_the_send_buffer_and_reopens() {
     });
     let upd = h.wait_for(3000, |f| f.dst == g.me && f.window > 0);
     assert_eq!(upd.ack, g.seq);
-    drop(reader.join().unwrap());
+    let server = reader.join().unwrap();
+    // Later updates each change the window: an identical ACK would be a
+    // duplicate ACK to the guest (and three make it retransmit).
+    for _ in 0..20 {
+        h.poll(10);
+    }
+    let mut last = (upd.ack, upd.window);
+    for f in h.take().into_iter().filter(|f| f.dst == g.me && f.flags == ACK && f.payload.is_empty()) {
+        assert_ne!((f.ack, f.window), last, "duplicate window update");
+        last = (f.ack, f.window);
+    }
+    drop(server);
 }
 
 #[test]
@@ -403,6 +414,23 @@ fn zero_window_from_guest_is_probed() {
     g.wnd = 100;
     g.ack_now(&mut h);
     assert_eq!(g.recv(&mut h, 7, 2000), b"waiting");
+}
+
+#[test]
+fn guest_keepalive_is_answered_with_our_window() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let g = G::connect(&mut h, &format!("{GUEST4}:40020"), &peer);
+    let _s = accept(&l);
+    // A keepalive (or zero-window probe): one byte before what we expect.
+    h.guest(g.me, g.peer, g.seq - 1, g.ack, ACK, g.wnd, Options::default(), &[]);
+    let f = h.take();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].flags, f[0].seq, f[0].ack), (ACK, g.ack, g.seq));
+    assert!(f[0].window > 0);
+    // A plain ACK in sequence gets nothing back.
+    h.guest(g.me, g.peer, g.seq, g.ack, ACK, g.wnd, Options::default(), &[]);
+    assert!(h.take().is_empty());
 }
 
 #[test]
@@ -430,6 +458,7 @@ fn inbound_with_port_mapping() {
     let ack = h.wait_for(500, |f| f.dst == syn.dst);
     assert_eq!((ack.flags, ack.seq, ack.ack), (ACK | PSH, syn.seq + 1, gseq + 1));
     assert_eq!(ack.payload, b"ping");
+    assert!(ack.window > 0, "a real window from the first segment on");
     let mut g = G { me: syn.dst, peer: syn.src, seq: gseq + 1, ack: syn.seq + 5, wnd: 65535, ws: 7, peer_ws: 7, peer_mss: 65480, syn_ack_window: 0 };
     g.ack_now(&mut h);
     c.write_all(b"more").unwrap();

@@ -63,6 +63,9 @@ pub(super) struct Conn {
     starved: bool,
     /// EPOLLOUT was re-armed to learn when the send buffer drains.
     want_out: bool,
+    /// Acknowledgment number and window field of our last pure ACK: a
+    /// window update identical to it would count as a duplicate ACK.
+    last_ack: (u32, u16),
 
     // Host -> guest.
     /// Our initial sequence number.
@@ -166,6 +169,7 @@ impl Conn {
             guest_fin: false,
             starved: false,
             want_out: false,
+            last_ack: (0, 0),
             isn,
             snd_una: isn,
             snd_nxt: isn,
@@ -315,6 +319,7 @@ impl Conn {
             if !self.send_flags(ctx, self.snd_nxt, ACK, field, &Options::default()) {
                 return false;
             }
+            self.last_ack = (self.rcv_nxt, field);
             if self.ack_owed {
                 self.ack_owed = false;
             } else {
@@ -852,7 +857,11 @@ impl Conn {
         self.want_out = false;
         let before = if seq_lt(self.rcv_nxt, self.rcv_edge) { self.rcv_edge.wrapping_sub(self.rcv_nxt) } else { 0 };
         let (space, _) = self.send_space();
-        if space <= before && !self.starved {
+        // The field as it would be sent: no update unless it changes (an
+        // unchanged ACK is a duplicate ACK to the guest: three of those
+        // and it retransmits for nothing).
+        let field = (space.max(before) >> self.our_ws).min(65535) as u16;
+        if !self.starved && (space <= before || self.last_ack == (self.rcv_nxt, field)) {
             return;
         }
         self.ack_owed = true;
