@@ -137,6 +137,23 @@ fn host_data_is_consumed_only_when_acked() {
 }
 
 #[test]
+fn a_full_frame_queue_holds_data_back_without_loss() {
+    let (l, peer) = server4();
+    // Room for one largest frame only.
+    let mut h = H::with_queue(10, 0);
+    let mut g = G::connect(&mut h, &format!("{GUEST4}:40021"), &peer);
+    let mut s = accept(&l);
+    let data = pattern(1 << 20, 21);
+    let w = std::thread::spawn(move || {
+        s.write_all(&data).unwrap();
+        s
+    });
+    assert_eq!(g.recv(&mut h, 1 << 20, 10_000), pattern(1 << 20, 21));
+    assert_eq!(h.stats.dropped(passt::stats::Drop::TxFull), 0);
+    drop(w.join().unwrap());
+}
+
+#[test]
 fn segments_respect_guest_mss_and_window() {
     let (l, peer) = server4();
     let mut h = H::new();

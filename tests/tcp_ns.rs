@@ -12,6 +12,17 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+/// Tests that count this process's fds run alone; the others together.
+static FDS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FDS.write().unwrap_or_else(|e| e.into_inner())
+}
+
 const GW4: &str = "192.0.2.1";
 const GW6: &str = "2001:db8::1";
 /// An address of the router's, reached through the host's default route.
@@ -199,6 +210,7 @@ fn guest_retransmissions(s: &Setup) -> u64 {
 
 #[test]
 fn transfers_of_every_size_both_ways_over_ipv4() {
+    let _fds = shared();
     let s = setup("tcp-xfer4", &[]);
     let (l, port) = s.host_server(false);
     let to: SocketAddr = format!("{GW4}:{port}").parse().unwrap();
@@ -213,6 +225,7 @@ fn transfers_of_every_size_both_ways_over_ipv4() {
 
 #[test]
 fn transfers_over_ipv6_and_to_a_routed_address() {
+    let _fds = shared();
     let s = setup("tcp-xfer6", &[]);
     let (l, port) = s.host_server(true);
     let to: SocketAddr = format!("[{GW6}]:{port}").parse().unwrap();
@@ -227,6 +240,7 @@ fn transfers_over_ipv6_and_to_a_routed_address() {
 
 #[test]
 fn five_hundred_parallel_connections() {
+    let _fds = shared();
     let s = setup("tcp-many", &[]);
     let (l, port) = s.host_server(false);
     let to: SocketAddr = format!("{GW4}:{port}").parse().unwrap();
@@ -278,6 +292,7 @@ fn five_hundred_parallel_connections() {
 
 #[test]
 fn half_close_both_ways() {
+    let _fds = shared();
     let s = setup("tcp-half", &[]);
     let (l, port) = s.host_server(false);
     let to: SocketAddr = format!("{GW4}:{port}").parse().unwrap();
@@ -315,6 +330,7 @@ fn half_close_both_ways() {
 
 #[test]
 fn refused_is_immediate_and_resets_cross_both_ways() {
+    let _fds = shared();
     let s = setup("tcp-rst", &[]);
     // Refused: at once, not after the guest's own timeout.
     let closed = s.in_host(|| TcpListener::bind("127.0.0.1:0")).local_addr().unwrap().port();
@@ -345,6 +361,7 @@ fn refused_is_immediate_and_resets_cross_both_ways() {
 
 #[test]
 fn inbound_forwarding_with_a_range_and_a_mapping() {
+    let _fds = shared();
     // Ports chosen free in the (fresh) host namespace.
     let (r0, m_host, m_guest) = (41000u16, 42080u16, 8080u16);
     let t_range = format!("tcp-ports={}-{}", r0, r0 + 2);
@@ -467,6 +484,7 @@ impl Drop for Pump {
 
 #[test]
 fn guest_vanishing_mid_transfer_closes_every_socket() {
+    let _fds = exclusive();
     let net = HostWithRouter::new("tcp-gone");
     let guest = TestNs::new("tcp-gone-g");
     let dir = std::env::temp_dir().join(format!("passt-tcp-gone-{}", std::process::id()));
@@ -557,6 +575,7 @@ fn iperf3(server_ns: &TestNs, bind: &str, client_ns: &TestNs, to: &str, extra: &
 #[test]
 #[ignore]
 fn iperf3_against_veth() {
+    let _fds = shared();
     let s = setup("tcp-perf", &[]);
     let mut rows = Vec::new();
     for extra in [&[][..], &["-w", "256K"][..]] {

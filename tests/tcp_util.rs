@@ -126,16 +126,27 @@ pub struct H {
     pub pending: Vec<Out>,
 }
 
+impl Default for H {
+    fn default() -> H {
+        H::new()
+    }
+}
+
 impl H {
     pub fn new() -> H {
         H::with_limit(1000)
     }
 
     pub fn with_limit(max_flows: usize) -> H {
+        H::with_queue(max_flows, 8 << 20)
+    }
+
+    /// A frame queue of `tx_limit` bytes (at least one largest frame).
+    pub fn with_queue(max_flows: usize, tx_limit: usize) -> H {
         H {
             tcp: Tcp::new(max_flows),
             ep: Epoll::new().unwrap(),
-            tx: TxQueue::new(8 << 20),
+            tx: TxQueue::new(tx_limit),
             net: guest_net(),
             stats: Stats::default(),
             budget: FlowBudget::new(max_flows),

@@ -111,8 +111,10 @@ pub(super) struct Conn {
     // Work owed at the end of the batch (flush) or when the queue has room.
     /// In the table's dirty list.
     pub dirty: bool,
-    /// In the table's list of connections waiting for frame room.
+    /// Held back for want of room in the frame queue.
     pub blocked: bool,
+    /// In the table's list of connections waiting for frame room.
+    pub listed_blocked: bool,
     ack_owed: bool,
     dupacks_owed: u8,
     rewind: bool,
@@ -190,6 +192,7 @@ impl Conn {
             queued: None,
             dirty: false,
             blocked: false,
+            listed_blocked: false,
             ack_owed: false,
             dupacks_owed: 0,
             rewind: false,

@@ -331,7 +331,8 @@ impl Tcp {
             }
         }
         let Some(conn) = self.slots[idx as usize].conn.as_mut() else { return };
-        if conn.blocked && !self.blocked.contains(&idx) {
+        if conn.blocked && !conn.listed_blocked {
+            conn.listed_blocked = true;
             self.blocked.push(idx);
         }
         self.schedule(ctx.now, idx);
@@ -367,9 +368,20 @@ impl Tcp {
         // `conn` drops here: the socket closes and leaves the epoll set.
     }
 
+    /// Connections held back by a full frame queue resume as soon as it
+    /// has room for a largest frame, whoever notices first: the engine
+    /// ([`Self::handle_tx_room`]) or any of our entry points (the queue
+    /// may drain without the engine ever pausing host sockets).
+    fn retry_blocked(&mut self, ctx: &mut FlowCtx) {
+        if !self.blocked.is_empty() && ctx.tx.room() >= crate::tx::MAX_FRAME {
+            self.handle_tx_room(ctx);
+        }
+    }
+
     /// End of a batch of guest frames: per connection, consume what the
     /// guest acknowledged, send more host data, and one ACK.
     pub fn flush(&mut self, ctx: &mut FlowCtx) {
+        self.retry_blocked(ctx);
         let mut list = std::mem::take(&mut self.dirty);
         for &idx in &list {
             let Some(conn) = self.slots[idx as usize].conn.as_mut() else { continue };
@@ -389,6 +401,7 @@ impl Tcp {
 
     /// An epoll event for a connection or listening socket.
     pub fn handle_event(&mut self, ctx: &mut FlowCtx, token: Token, events: u32) {
+        self.retry_blocked(ctx);
         match token.kind {
             Kind::TcpListen => self.accept(ctx, token.idx as usize),
             Kind::TcpConn => {
@@ -407,6 +420,7 @@ impl Tcp {
 
     /// Runs the timers that are due (spurious calls are harmless).
     pub fn handle_timeout(&mut self, ctx: &mut FlowCtx) {
+        self.retry_blocked(ctx);
         while let Some(&Reverse((when, idx, gen))) = self.timers.peek() {
             if when > ctx.now {
                 break;
@@ -450,6 +464,7 @@ impl Tcp {
         let mut list = std::mem::take(&mut self.blocked);
         for &idx in &list {
             let Some(conn) = self.slots[idx as usize].conn.as_mut() else { continue };
+            conn.listed_blocked = false;
             if !conn.blocked {
                 continue;
             }
