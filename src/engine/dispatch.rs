@@ -267,6 +267,10 @@ impl Core {
                     let (mut ctx, flows) = self.flow_ctx();
                     return flows.udp.handle_guest(&mut ctx, src, dst, l4);
                 }
+                if proto == ipv4::PROTO_TCP && !self.no_tcp {
+                    let (mut ctx, flows) = self.flow_ctx();
+                    return flows.tcp.handle_guest(&mut ctx, src, dst, l4);
+                }
                 self.stats.drop(Drop::Disabled);
             }
             _ => self.stats.drop(Drop::Unsupported),
@@ -354,6 +358,11 @@ impl Core {
         let parse = |opt: &str, specs: &[String]| -> Result<Vec<crate::fwd::PortSpec>, String> {
             specs.iter().map(|s| crate::fwd::PortSpec::parse(s).map_err(|e| format!("{opt} {s}: {e}"))).collect()
         };
+        if !cfg.no_tcp {
+            let specs = parse("-t", &cfg.tcp_ports)?;
+            let (mut ctx, flows) = self.flow_ctx();
+            flows.tcp.listen(&mut ctx, &specs)?;
+        }
         if !cfg.no_udp {
             let specs = parse("-u", &cfg.udp_ports)?;
             let (mut ctx, flows) = self.flow_ctx();
@@ -367,6 +376,7 @@ impl Core {
     /// coalesced acknowledgements.
     pub(crate) fn after_guest_batch(&mut self) {
         let (mut ctx, flows) = self.flow_ctx();
+        flows.tcp.flush(&mut ctx);
         flows.udp.flush(&mut ctx);
     }
 
@@ -375,6 +385,7 @@ impl Core {
         let (mut ctx, flows) = self.flow_ctx();
         match token.kind {
             Kind::Icmp => flows.icmp.handle_event(&mut ctx, token, bits),
+            Kind::TcpConn | Kind::TcpListen => flows.tcp.handle_event(&mut ctx, token, bits),
             Kind::UdpFlow | Kind::UdpListen => flows.udp.handle_event(&mut ctx, token, bits),
             _ => {}
         }
@@ -384,12 +395,14 @@ impl Core {
     pub(crate) fn reset_flows(&mut self) {
         let (mut ctx, flows) = self.flow_ctx();
         flows.icmp.reset_all(&mut ctx);
+        flows.tcp.reset_all(&mut ctx);
         flows.udp.reset_all(&mut ctx);
     }
 
     /// The guest queue has room again.
     pub(crate) fn tx_room(&mut self) {
         let (mut ctx, flows) = self.flow_ctx();
+        flows.tcp.handle_tx_room(&mut ctx);
         flows.udp.handle_tx_room(&mut ctx);
     }
 
@@ -403,13 +416,17 @@ impl Core {
         if flows.icmp.poll_deadline().is_some_and(|t| t <= now) {
             flows.icmp.handle_timeout(&mut ctx);
         }
+        if flows.tcp.poll_deadline().is_some_and(|t| t <= now) {
+            flows.tcp.handle_timeout(&mut ctx);
+        }
         if flows.udp.poll_deadline().is_some_and(|t| t <= now) {
             flows.udp.handle_timeout(&mut ctx);
         }
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        [self.services.next_ra, self.flows.icmp.poll_deadline(), self.flows.udp.poll_deadline()]
+        let f = &self.flows;
+        [self.services.next_ra, f.icmp.poll_deadline(), f.tcp.poll_deadline(), f.udp.poll_deadline()]
             .into_iter()
             .flatten()
             .min()

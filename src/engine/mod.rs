@@ -23,6 +23,7 @@ use crate::backend::{Flush, Frames};
 use crate::config::Config;
 use crate::ffi::passt_error;
 use crate::flow::icmp::Icmp;
+use crate::flow::tcp::Tcp;
 use crate::flow::udp::Udp;
 use crate::flow::{FlowBudget, FlowCtx};
 use crate::guestnet::GuestNet;
@@ -89,6 +90,7 @@ enum Guest {
 /// The flow tables, one per protocol.
 pub(crate) struct Flows {
     pub(crate) icmp: Icmp,
+    pub(crate) tcp: Tcp,
     pub(crate) udp: Udp,
 }
 
@@ -104,6 +106,7 @@ pub(crate) struct Core {
     pub(crate) services: Services,
     pub(crate) pcap: Option<Pcap>,
     pub(crate) no_icmp: bool,
+    pub(crate) no_tcp: bool,
     pub(crate) no_udp: bool,
     pub(crate) now: Instant,
 }
@@ -191,10 +194,11 @@ impl Instance {
                 tx: TxQueue::new(TX_LIMIT),
                 stats: Stats::default(),
                 budget: FlowBudget::new(config.max_flows),
-                flows: Flows { icmp: Icmp::new(), udp: Udp::new(config.max_flows) },
+                flows: Flows { icmp: Icmp::new(), tcp: Tcp::new(config.max_flows), udp: Udp::new(config.max_flows) },
                 services,
                 pcap,
                 no_icmp: config.no_icmp,
+                no_tcp: config.no_tcp,
                 no_udp: config.no_udp,
                 now: Instant::default(),
             },

@@ -8,6 +8,7 @@ pub mod epoll;
 pub mod net;
 pub mod netlink;
 pub mod netns;
+pub mod tcp;
 pub mod tun;
 pub mod udp;
 

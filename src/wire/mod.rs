@@ -14,6 +14,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ndp;
+pub mod tcp;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod udp;
