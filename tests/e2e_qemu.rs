@@ -109,18 +109,24 @@ fn guest_gets_addresses_and_pings_then_a_second_guest_does_too() {
     assert!(!sock.exists());
 }
 
-/// The guest kit's own example, run against our daemon (it starts it as
-/// `-f -s SOCK -t 8080` in a namespace with a router beside it).
-#[test]
-fn kit_example_with_passt_standalone() {
+/// Runs the guest kit's own example against our daemon (it starts it as
+/// `-f -s SOCK -t 8080` in a namespace with a router beside it): DHCPv4,
+/// SLAAC, DHCPv6, ping, HTTP downloads and UDP both IP versions, and the
+/// host reaching the guest through the forwarded port. `netmode` is the
+/// kit's NETMODE: `stream` (QEMU -netdev stream) or `qrap` (our qrap).
+fn kit_example(netmode: &str) {
     let _one = GUESTS.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let daemon = root.join("examples-c/passt-standalone");
-    let make = Command::new("make").args(["-s", "-C"]).arg(root.join("examples-c")).output().expect("make runs");
-    assert!(make.status.success(), "make: {}", String::from_utf8_lossy(&make.stderr));
+    for dir in ["examples-c", "qrap"] {
+        let make = Command::new("make").args(["-s", "-C"]).arg(root.join(dir)).output().expect("make runs");
+        assert!(make.status.success(), "make {dir}: {}", String::from_utf8_lossy(&make.stderr));
+    }
+    let path = format!("{}:{}", root.join("qrap").display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
         .arg(kit_dir().join("example-upstream-passt.sh"))
-        .env("PASST", &daemon)
+        .env("PASST", root.join("examples-c/passt-standalone"))
+        .env("NETMODE", netmode)
+        .env("PATH", path)
         .output()
         .expect("example runs");
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
@@ -132,7 +138,22 @@ fn kit_example_with_passt_standalone() {
             Some((w.next()?.to_string(), w.next()?.to_string(), w.next().unwrap_or("").to_string()))
         })
         .collect();
-    for name in ["link", "dhcp4", "dhcp4-dns", "slaac6", "dhcpv6", "ping4", "ping6", "udp4", "udp6", "udp4-echo", "udp6-echo"] {
-        assert_eq!(status(&results, name), "ok", "{name}\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let expected = [
+        "link", "dhcp4", "dhcp4-dns", "slaac6", "dhcpv6", "ping4", "ping6", "http4", "http6", "udp4", "udp6",
+        "udp4-echo", "udp6-echo", "inbound-tcp-v4", "inbound-tcp-v6", "summary",
+    ];
+    for name in expected {
+        assert_eq!(status(&results, name), "ok", "{netmode}: {name}\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     }
+    assert!(out.status.success() && text.contains("ALL OK"), "{netmode}:\n{text}");
+}
+
+#[test]
+fn kit_example_with_passt_standalone() {
+    kit_example("stream");
+}
+
+#[test]
+fn kit_example_through_our_qrap() {
+    kit_example("qrap");
 }
