@@ -23,9 +23,13 @@
  *     process waits for that byte and exits 0, or 1 if the pipe closes
  *     without it. Callers may therefore connect as soon as we exit 0, and no
  *     library state (epoll set, sockets) is ever duplicated by fork().
- *  4. Started as root, we drop to --runas USER[:GROUP], or "nobody", once the
- *     instance exists; the socket file and the pid file are handed to that
- *     user first so that it can still remove them at exit.
+ *  4. Once the instance exists we confine ourselves (confine.c,
+ *     docs/security.md): started as root, we become --runas USER[:GROUP],
+ *     or "nobody" (the socket file and the pid file are handed to that user
+ *     first so that it can still remove them at exit); every capability is
+ *     dropped and no new privileges can be gained; then, the very last
+ *     thing before the loop, a seccomp filter allows only the system calls
+ *     the loop makes (--no-seccomp leaves it out, for debugging).
  *  5. The loop: passt_process(now) returns the time to the next deadline;
  *     ppoll() waits on passt_fd() for that long, with SIGTERM/SIGINT blocked
  *     everywhere except inside ppoll() (so a signal can never be missed
@@ -33,6 +37,11 @@
  *  6. SIGTERM/SIGINT: passt_free() (which removes the socket file), pid file
  *     removed, exit 0. With --one-off, the guest going away ends us with
  *     status 0 as well; any other fatal error with status 1.
+ *
+ * Two options are ours, not passt's, and taken out of the command line
+ * before the library parses it (anywhere before a "--"): --no-seccomp and
+ * --seccomp-selftest NAME (makes one refused call once confined; see
+ * confine.h).
  *
  * Logging: -l FILE appends timestamped lines; otherwise stderr while in the
  * foreground, syslog once detached. -d raises the level to debug, -q lowers
@@ -62,6 +71,7 @@
 #include <unistd.h>
 
 #include "passt.h"
+#include "confine.h"
 
 #define PROG "passt-standalone"
 
@@ -208,6 +218,11 @@ static void usage(FILE *out)
 "  -P, --pid FILE            write the daemon's pid to FILE (removed at exit)\n"
 "      --runas UID[:GID]     user (and group) to run as, names or numbers,\n"
 "                            when started as root (default: nobody)\n"
+"      --no-seccomp          no system call filter (debugging only; see\n"
+"                            docs/security.md)\n"
+"      --seccomp-selftest NAME  once confined, make the refused call NAME\n"
+"                            (execve, ptrace, packet-socket, raw-socket,\n"
+"                            open, unix-socket) and report what happened\n"
 "  -1, --one-off             exit when the guest disconnects\n"
 "  -h, --help                show this text and exit\n"
 "      --version             show the version and exit\n"
@@ -341,15 +356,36 @@ static void resolve_nobody(uid_t *uid, gid_t *gid)
 	*gid = pw ? pw->pw_gid : 65534;
 }
 
-static void drop_privileges(uid_t uid, gid_t gid)
+/* Our own options (see the top comment), taken out of argv in place;
+ * returns the new argc. */
+static int take_own_options(int argc, char **argv, bool *no_seccomp, const char **selftest)
 {
-	if (setgroups(0, NULL) < 0)
-		die("setgroups: %s", strerror(errno));
-	if (setgid(gid) < 0)
-		die("setgid(%u): %s", (unsigned)gid, strerror(errno));
-	if (setuid(uid) < 0)
-		die("setuid(%u): %s", (unsigned)uid, strerror(errno));
-	say(LEVEL_DEBUG, "running as uid %u, gid %u", (unsigned)uid, (unsigned)gid);
+	int i, out = 1;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(a, "--no-seccomp")) {
+			*no_seccomp = true;
+		} else if (!strncmp(a, "--seccomp-selftest=", 19)) {
+			*selftest = a + 19;
+		} else if (!strcmp(a, "--seccomp-selftest")) {
+			if (i + 1 >= argc)
+				die("option '--seccomp-selftest' needs a value");
+			*selftest = argv[++i];
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	argv[out] = NULL;
+	if (*selftest && !confine_selftest_known(*selftest))
+		die("invalid value '%s' for 'seccomp-selftest'", *selftest);
+	return out;
 }
 
 enum socket_probe {
@@ -624,15 +660,17 @@ int main(int argc, char **argv)
 {
 	struct passt_config *cfg = passt_config_new();
 	char *socket_path, *pid_path, *log_path, *runas, *fd_opt;
-	bool foreground, quiet, drop = false;
-	uid_t uid = 0;
-	gid_t gid = 0;
+	struct confinement conf = { .seccomp = true };
+	bool foreground, quiet, no_seccomp = false;
+	const char *selftest = NULL;
 	sigset_t waitmask;
 	char err[512];
-	int pid_fd = -1, guest_fd = -1, status;
+	int pid_fd = -1, guest_fd = -1, status, filter_len;
 
 	if (!cfg)
 		die("out of memory");
+	argc = take_own_options(argc, argv, &no_seccomp, &selftest);
+	conf.seccomp = !no_seccomp;
 	if (passt_config_parse_args(cfg, argc, (const char *const *)argv) < 0) {
 		fprintf(stderr, PROG ": %s\nTry '" PROG " --help' for more information.\n",
 			passt_config_error(cfg));
@@ -677,11 +715,11 @@ int main(int argc, char **argv)
 
 	/* Resolved even when unused, so that a typo is always reported. */
 	if (runas)
-		resolve_runas(runas, &uid, &gid);
+		resolve_runas(runas, &conf.uid, &conf.gid);
 	if (geteuid() == 0) {
 		if (!runas)
-			resolve_nobody(&uid, &gid);
-		drop = true;
+			resolve_nobody(&conf.uid, &conf.gid);
+		conf.change_ids = true;
 	} else if (runas) {
 		say(LEVEL_DEBUG, "--runas %s ignored: not running as root", runas);
 	}
@@ -715,16 +753,18 @@ int main(int argc, char **argv)
 
 	if (pid_fd >= 0) {
 		/* Handed to the user we become, so that it can remove it. */
-		if (drop && fchown(pid_fd, uid, gid) < 0)
+		if (conf.change_ids && fchown(pid_fd, conf.uid, conf.gid) < 0)
 			say(LEVEL_WARNING, "cannot chown pid file %s: %s", pid_path, strerror(errno));
 		write_pid_file(pid_fd);
 	}
-	if (drop) {
-		/* Likewise for the socket file, which passt_free() removes. */
-		if (socket_path && chown(socket_path, uid, gid) < 0)
-			say(LEVEL_WARNING, "cannot chown %s: %s", socket_path, strerror(errno));
-		drop_privileges(uid, gid);
-	}
+	/* Likewise for the socket file, which passt_free() removes. */
+	if (conf.change_ids && socket_path && chown(socket_path, conf.uid, conf.gid) < 0)
+		say(LEVEL_WARNING, "cannot chown %s: %s", socket_path, strerror(errno));
+
+	/* Confinement, step 1: ids, capabilities, no new privileges. Failures
+	 * still reach the caller on stderr. */
+	if (confine_privileges(&conf, err, sizeof(err)) < 0)
+		die("%s", err);
 
 	if (!foreground) {
 		if (logger.file_fd < 0) {
@@ -732,7 +772,33 @@ int main(int argc, char **argv)
 			logger.syslog = true;
 		}
 		redirect_stdio(guest_fd);
+	}
+
+	/* Confinement, step 2: the system call filter. Whatever opens files
+	 * has to happen before: localtime_r() (log lines) reads the time zone
+	 * file once, so that is done now. */
+	tzset();
+	conf.uid = getuid(); /* for the message below: no getuid() once filtered */
+	conf.gid = getgid();
+	filter_len = confine_syscalls(&conf, err, sizeof(err));
+	if (filter_len < 0)
+		die("%s", err);
+	say(LEVEL_DEBUG, "confined: uid %u, gid %u, no capabilities, no new privileges, %s",
+	    (unsigned)conf.uid, (unsigned)conf.gid,
+	    filter_len ? "seccomp filter installed" : "NO seccomp filter (--no-seccomp)");
+	if (!filter_len)
+		say(LEVEL_WARNING, "running without a system call filter (--no-seccomp)");
+
+	if (!foreground)
 		signal_ready();
+
+	if (selftest) {
+		char result[256];
+
+		confine_selftest(selftest, result, sizeof(result));
+		say(LEVEL_WARNING, "seccomp self-test: %s", result);
+		cleanup();
+		return 0;
 	}
 
 	status = run(state.instance, &waitmask);
