@@ -1,0 +1,534 @@
+//! passt-standalone's confinement (examples-c/confine.c, docs/security.md),
+//! checked from outside on the running daemon:
+//!
+//! * `/proc/PID/status` once it listens: user and group after `--runas`
+//!   (numbers and names) or the default "nobody", no supplementary groups,
+//!   every capability set empty (bounding set included when started as
+//!   root), `NoNewPrivs: 1`, `Seccomp: 2` (filter mode); started
+//!   unprivileged with an ambient capability, it gives that up too.
+//! * `--seccomp-selftest NAME`: each forbidden call (execve, ptrace, packet
+//!   and raw sockets, open) kills the daemon with SIGSYS; socket(AF_UNIX)
+//!   fails with EACCES instead; with `--no-seccomp` the same calls go
+//!   through to the kernel (open succeeds, a raw socket fails with EPERM for
+//!   want of the capability), which shows the filter is what refused them.
+//! * Real traffic through the confined daemon in namespace mode (`--netns`,
+//!   a tap in a namespace of ours, the daemon in a "host" namespace beside a
+//!   router): DHCP (busybox udhcpc), ping v4/v6, TCP and UDP to the host's
+//!   loopback through the gateway address both IP versions, and inbound TCP
+//!   through a forwarded port; the daemon logs at debug level to a file and
+//!   writes a capture file meanwhile, then exits 0 on SIGTERM (it was never
+//!   killed by the filter). The QEMU guests of tests/c_programs.rs and
+//!   tests/e2e_qemu.rs (the guest kit's full example) run the daemon with
+//!   its default confinement as well.
+//!
+//! Needs root (skipped otherwise), make and cc, iproute2, python3, busybox
+//! and setpriv.
+
+mod common;
+
+use common::netns::{wait_until, HostWithRouter, TestNs};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+const SIGSYS: i32 = 31;
+const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// libpasst.so of this build: next to the `deps/` directory holding us.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    assert!(dir.join("libpasst.so").exists(), "no libpasst.so in {}: run cargo build", dir.display());
+    dir
+}
+
+/// passt-standalone, built once into `<lib dir>/c-programs/confinement`.
+fn daemon() -> &'static Path {
+    static DAEMON: OnceLock<PathBuf> = OnceLock::new();
+    DAEMON.get_or_init(|| {
+        let lib = lib_dir();
+        let build = lib.join("c-programs/confinement");
+        let out = Command::new("make")
+            .arg("-C")
+            .arg(Path::new(MANIFEST_DIR).join("examples-c"))
+            .arg(format!("LIBDIR={}", lib.display()))
+            .arg(format!("BUILDDIR={}", build.display()))
+            .arg(build.join("passt-standalone"))
+            .output()
+            .expect("make runs");
+        assert!(out.status.success(), "make: {}{}", text(&out.stdout), text(&out.stderr));
+        build.join("passt-standalone")
+    })
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A directory everybody may write to (the daemon becomes "nobody" and
+/// must remove its socket file there), removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "passt-confine-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("temp dir");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).expect("chmod temp dir");
+        TempDir(p)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon killed on drop (if a test fails half-way).
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGTERM, then the exit status and stderr (when piped).
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.0.try_wait().expect("try_wait") {
+                break s;
+            }
+            assert!(start.elapsed() < RUN_TIMEOUT, "daemon ignored SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+}
+
+/// Waits for `child` at most RUN_TIMEOUT; kills it and panics when it hangs.
+fn wait_output(mut child: Child, what: &str) -> Output {
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            panic!("{what}: still running after {RUN_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    wait_output(child, &what)
+}
+
+/// One line of /proc/PID/status, without its name ("" if absent).
+fn status_field(pid: u32, name: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let prefix = format!("{name}:");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .unwrap_or_default()
+}
+
+/// Every capability set empty, no new privileges, seccomp filter mode.
+fn assert_confined(pid: u32, bounding_too: bool) {
+    let mut sets = vec!["CapInh", "CapPrm", "CapEff", "CapAmb"];
+    if bounding_too {
+        sets.push("CapBnd");
+    }
+    for set in sets {
+        assert_eq!(status_field(pid, set), "0000000000000000", "{set} of the confined daemon");
+    }
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    assert_eq!(status_field(pid, "Seccomp"), "2", "seccomp filter mode");
+}
+
+/// Field `idx` of `name`'s line in `file` (/etc/passwd, /etc/group).
+fn etc_field(file: &str, name: &str, idx: usize) -> Option<u32> {
+    fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let f: Vec<_> = l.split(':').collect();
+        (f.first() == Some(&name)).then(|| f.get(idx)?.parse().ok()).flatten()
+    })
+}
+
+/// `user`'s uid and primary gid.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    Some((etc_field("/etc/passwd", user, 2)?, etc_field("/etc/passwd", user, 3)?))
+}
+
+fn group_id(group: &str) -> Option<u32> {
+    etc_field("/etc/group", group, 2)
+}
+
+/// Starts `passt-standalone -f -s SOCKET args...` (through `wrapper`, a
+/// command and its arguments, if given) and waits until it listens.
+fn start_listening(dir: &TempDir, wrapper: &[&str], args: &[&str]) -> Daemon {
+    let sock = dir.join("passt.sock");
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(daemon());
+            c
+        }
+        None => Command::new(daemon()),
+    };
+    cmd.args(["-f", "-q", "-s"]).arg(&sock).args(args);
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn daemon");
+    let d = Daemon(child);
+    // Its pid file would do too; the socket existing means passt_new() is
+    // done, then a moment for the confinement that follows.
+    assert!(wait_until(RUN_TIMEOUT, || sock.exists()), "daemon never listened");
+    assert!(
+        wait_until(RUN_TIMEOUT, || status_field(d.pid(), "Seccomp") == "2"),
+        "no seccomp filter on the daemon: {}",
+        fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap_or_default()
+    );
+    d
+}
+
+#[test]
+fn runas_numbers_changes_ids_and_drops_everything() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = TempDir::new("runas");
+    let d = start_listening(&dir, &[], &["--runas", "65534:65534"]);
+    assert_eq!(status_field(d.pid(), "Uid"), "65534 65534 65534 65534");
+    assert_eq!(status_field(d.pid(), "Gid"), "65534 65534 65534 65534");
+    assert_eq!(status_field(d.pid(), "Groups"), "", "supplementary groups left");
+    assert_confined(d.pid(), true);
+    // Exit through the filter: signal handler, passt_free(), unlink().
+    let (status, err) = d.terminate();
+    assert_eq!(status.code(), Some(0), "{status:?}: {err}");
+    assert!(!dir.join("passt.sock").exists(), "socket file left behind");
+}
+
+#[test]
+fn runas_names_and_the_nobody_default() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (Some((uid, gid)), Some(daemon_gid)) = (user_ids("nobody"), group_id("daemon")) else {
+        eprintln!("skipped: no user nobody or group daemon");
+        return;
+    };
+    let dir = TempDir::new("names");
+    // A user and a group by name; the group is not the user's own.
+    let d = start_listening(&dir, &[], &["--runas", "nobody:daemon"]);
+    assert_eq!(status_field(d.pid(), "Uid"), format!("{uid} {uid} {uid} {uid}"));
+    assert_eq!(status_field(d.pid(), "Gid"), format!("{daemon_gid} {daemon_gid} {daemon_gid} {daemon_gid}"));
+    assert_confined(d.pid(), true);
+    assert_eq!(d.terminate().0.code(), Some(0));
+
+    // Root without --runas: nobody and nobody's group, as passt does.
+    let dir = TempDir::new("nobody");
+    let d = start_listening(&dir, &[], &[]);
+    assert_eq!(status_field(d.pid(), "Uid"), format!("{uid} {uid} {uid} {uid}"));
+    assert_eq!(status_field(d.pid(), "Gid"), format!("{gid} {gid} {gid} {gid}"));
+    assert_confined(d.pid(), true);
+    assert_eq!(d.terminate().0.code(), Some(0));
+}
+
+/// Started unprivileged, but with CAP_NET_RAW in its ambient set (as a
+/// service manager could give it): ids untouched, the capability gone.
+#[test]
+fn started_unprivileged_with_a_capability_it_gives_it_up() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let setpriv = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+net_raw",
+        "--ambient-caps=+net_raw",
+    ];
+    // The control: that environment really has the capability.
+    let out = run(Command::new(setpriv[0]).args(&setpriv[1..]).args(["grep", "^CapEff", "/proc/self/status"]));
+    assert!(text(&out.stdout).contains("0000000000002000"), "setpriv: {}{}", text(&out.stdout), text(&out.stderr));
+
+    let dir = TempDir::new("unpriv");
+    let d = start_listening(&dir, &setpriv, &[]);
+    assert_eq!(status_field(d.pid(), "Uid"), "65534 65534 65534 65534");
+    // Without CAP_SETPCAP the bounding set cannot be cleared: not checked.
+    assert_confined(d.pid(), false);
+    assert_eq!(d.terminate().0.code(), Some(0));
+
+    // And it cannot open a raw socket even with the filter off.
+    let dir = TempDir::new("unpriv-raw");
+    let out = run(Command::new(setpriv[0]).args(&setpriv[1..]).arg(daemon()).args([
+        "-f",
+        "-q",
+        "-s",
+        dir.join("s").to_str().unwrap(),
+        "--no-seccomp",
+        "--seccomp-selftest",
+        "raw-socket",
+    ]));
+    assert!(
+        text(&out.stderr).contains("raw-socket returned -1 (Operation not permitted)"),
+        "{:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+}
+
+/// Runs `passt-standalone -f -q -s SOCK extra... --seccomp-selftest NAME`.
+fn selftest(name: &str, extra: &[&str]) -> Output {
+    let dir = TempDir::new("selftest");
+    let sock = dir.join("s");
+    run(Command::new(daemon()).args(["-f", "-q", "-s", sock.to_str().unwrap()]).args(extra).args([
+        "--seccomp-selftest",
+        name,
+    ]))
+}
+
+#[test]
+fn forbidden_system_calls_kill_the_daemon() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for name in ["execve", "ptrace", "packet-socket", "raw-socket", "open"] {
+        let out = selftest(name, &[]);
+        assert_eq!(out.status.signal(), Some(SIGSYS), "{name}: {:?} {}", out.status, text(&out.stderr));
+        assert!(!text(&out.stderr).contains("returned"), "{name}: {}", text(&out.stderr));
+    }
+    // socket(AF_UNIX): refused, not fatal (glibc's syslog() reconnects so).
+    let out = selftest("unix-socket", &[]);
+    assert_eq!(out.status.code(), Some(0), "{:?} {}", out.status, text(&out.stderr));
+    assert!(text(&out.stderr).contains("unix-socket returned -1 (Permission denied)"), "{}", text(&out.stderr));
+
+    // Without the filter the same calls reach the kernel.
+    let out = selftest("open", &["--no-seccomp"]);
+    assert_eq!(out.status.code(), Some(0), "{:?} {}", out.status, text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("open returned ") && err.contains("(success)"), "{err}");
+    assert!(err.contains("running without a system call filter"), "{err}");
+    let out = selftest("raw-socket", &["--no-seccomp"]);
+    assert!(
+        text(&out.stderr).contains("raw-socket returned -1 (Operation not permitted)"),
+        "capabilities left: {}",
+        text(&out.stderr)
+    );
+
+    // An unknown name is an error before anything starts.
+    let out = selftest("reboot", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid value 'reboot' for 'seccomp-selftest'"), "{}", text(&out.stderr));
+}
+
+/// Host side in the "host" namespace: TCP and UDP echo on the loopback
+/// (both versions: a dual-stack wildcard socket), for 60 s at most.
+const PY_ECHO: &str = r#"
+import socket, sys, threading, time
+port = int(sys.argv[1]); ready = sys.argv[2]
+t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("::", port)); t.listen(8)
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+u.bind(("::", port))
+def tcp(c):
+    c.settimeout(30)
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        c.sendall(b)
+    c.close()
+def tcp_loop():
+    while True:
+        c, _ = t.accept(); threading.Thread(target=tcp, args=(c,), daemon=True).start()
+def udp_loop():
+    while True:
+        b, a = u.recvfrom(65536); u.sendto(b, a)
+threading.Thread(target=tcp_loop, daemon=True).start()
+threading.Thread(target=udp_loop, daemon=True).start()
+open(ready, "w").close()
+time.sleep(60)
+"#;
+
+/// Guest side: 1 MiB over TCP and back, one datagram and back, to the
+/// gateway of each IP version (the daemon maps it to the host's loopback).
+const PY_CLIENT: &str = r#"
+import os, socket, sys
+port = int(sys.argv[1])
+for name, fam, gw in (("4", socket.AF_INET, "192.0.2.1"), ("6", socket.AF_INET6, "2001:db8::1")):
+    data = os.urandom(1 << 20)
+    c = socket.create_connection((gw, port), timeout=20)
+    c.sendall(data); c.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        got += b
+    print("tcp%s %s %d" % (name, "ok" if got == data else "fail", len(got)), flush=True)
+    u = socket.socket(fam, socket.SOCK_DGRAM); u.settimeout(2)
+    d = os.urandom(1200); ok = False
+    for _ in range(5):
+        u.sendto(d, (gw, port))
+        try:
+            ok = u.recvfrom(65536)[0] == d
+            break
+        except socket.timeout:
+            pass
+    print("udp%s %s" % (name, "ok" if ok else "fail"), flush=True)
+"#;
+
+/// Guest side of inbound TCP: answers one connection with "pong " + what it got.
+const PY_INBOUND: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1); s.settimeout(30)
+open(sys.argv[2], "w").close()
+c, _ = s.accept(); c.settimeout(10)
+c.sendall(b"pong " + c.recv(100)); c.close()
+"#;
+
+/// The host side of inbound TCP: connects to the forwarded port on loopback.
+const PY_CONNECT: &str = r#"
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+c.sendall(b"ping"); c.shutdown(socket.SHUT_WR)
+print(c.recv(100).decode(), flush=True)
+"#;
+
+fn busybox_ping(ns: &TestNs, args: &[&str]) -> bool {
+    let mut a = vec!["ping", "-c", "1", "-W", "2"];
+    a.extend_from_slice(args);
+    (0..3).any(|_| ns.exec("busybox", &a).status.success())
+}
+
+#[test]
+fn dhcp_ping_tcp_udp_through_the_confined_daemon_in_a_namespace() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let net = HostWithRouter::new("conf");
+    let guest = TestNs::new("conf-g");
+    let dir = TempDir::new("traffic");
+    let (log, pcap) = (dir.join("daemon.log"), dir.join("frames.pcap"));
+
+    // Started as root in the host namespace: it opens the tap in the guest
+    // namespace, configures it, then becomes nobody and confines itself.
+    let child = net
+        .host
+        .command(daemon().to_str().unwrap())
+        .args(["-f", "-d", "--netns"])
+        .arg(&guest.path)
+        .args(["--ns-ifname", "tap0", "--config-net", "-t", "8080", "-l"])
+        .arg(&log)
+        .arg("-p")
+        .arg(&pcap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let d = Daemon(child);
+    assert!(
+        wait_until(RUN_TIMEOUT, || fs::read_to_string(&log).unwrap_or_default().contains("confined:")),
+        "never confined: {}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_confined(d.pid(), true);
+    let nobody = user_ids("nobody").map(|(uid, _)| uid).unwrap_or(65534);
+    assert_eq!(status_field(d.pid(), "Uid"), format!("{nobody} {nobody} {nobody} {nobody}"));
+
+    // DHCP: busybox udhcpc reports the lease to a script that only prints it.
+    let script = dir.join("udhcpc.sh");
+    fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip router=$router\"\nexit 0\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let out =
+        guest.exec("busybox", &["udhcpc", "-i", "tap0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", script.to_str().unwrap()]);
+    assert!(text(&out.stdout).contains("LEASE ip=192.0.2.2 router=192.0.2.1"), "udhcpc: {}{}", text(&out.stdout), text(&out.stderr));
+
+    // ICMP echo through ping sockets, opened as nobody under the filter.
+    assert!(busybox_ping(&guest, &["192.0.2.1"]), "ping 192.0.2.1");
+    assert!(wait_until(Duration::from_secs(5), || busybox_ping(&guest, &["-6", "2001:db8::1"])), "ping -6 2001:db8::1");
+
+    // TCP and UDP to the host namespace's loopback through the gateway.
+    let ready = dir.join("echo.ready");
+    let mut echo = net.host.command("python3");
+    let echo = Daemon(echo.args(["-c", PY_ECHO, "5000"]).arg(&ready).stdin(Stdio::null()).spawn().expect("echo server"));
+    assert!(wait_until(RUN_TIMEOUT, || ready.exists()), "echo server not ready");
+    let out = wait_output(
+        guest.command("python3").args(["-c", PY_CLIENT, "5000"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+        "guest client",
+    );
+    let got = text(&out.stdout);
+    for want in ["tcp4 ok 1048576", "udp4 ok", "tcp6 ok 1048576", "udp6 ok"] {
+        assert!(got.contains(want), "{want}: {got}{}", text(&out.stderr));
+    }
+    drop(echo);
+
+    // Inbound: host loopback port 8080 forwarded to the guest.
+    let ready = dir.join("inbound.ready");
+    let inbound = Daemon(
+        guest.command("python3").args(["-c", PY_INBOUND, "8080"]).arg(&ready).stdin(Stdio::null()).spawn().unwrap(),
+    );
+    assert!(wait_until(RUN_TIMEOUT, || ready.exists()), "guest listener not ready");
+    let out = run(net.host.command("python3").args(["-c", PY_CONNECT, "8080"]));
+    assert_eq!(text(&out.stdout).trim(), "pong ping", "inbound: {}", text(&out.stderr));
+    drop(inbound);
+
+    // Still confined, still alive: SIGTERM ends it normally.
+    assert_confined(d.pid(), true);
+    let (status, err) = d.terminate();
+    assert_eq!(status.code(), Some(0), "{status:?} {err}\n{}", fs::read_to_string(&log).unwrap_or_default());
+    let pcap_len = fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+    assert!(pcap_len > 1 << 20, "capture file only {pcap_len} bytes");
+}
