@@ -666,6 +666,7 @@ int main(int argc, char **argv)
 	sigset_t waitmask;
 	char err[512];
 	int pid_fd = -1, guest_fd = -1, status, filter_len;
+	mode_t old_umask;
 
 	if (!cfg)
 		die("out of memory");
@@ -741,7 +742,12 @@ int main(int argc, char **argv)
 	if (!foreground)
 		detach();
 
+	/* Files the library creates (the socket, a capture file) are ours
+	 * alone from the start: the socket's --socket-mode is applied only
+	 * after bind(), and a capture holds the guest's traffic. */
+	old_umask = umask(077);
 	state.instance = passt_new(cfg, err, sizeof(err));
+	umask(old_umask);
 	if (!state.instance)
 		die("%s", err);
 	passt_config_free(cfg);
@@ -778,6 +784,13 @@ int main(int argc, char **argv)
 	 * has to happen before: localtime_r() (log lines) reads the time zone
 	 * file once, so that is done now. */
 	tzset();
+	/* A panic the library catches prints a message; with these set, Rust
+	 * would also open files to symbolise a backtrace, which the filter
+	 * forbids: the daemon would die of it instead. */
+	if (conf.seccomp) {
+		unsetenv("RUST_BACKTRACE");
+		unsetenv("RUST_LIB_BACKTRACE");
+	}
 	conf.uid = getuid(); /* for the message below: no getuid() once filtered */
 	conf.gid = getgid();
 	filter_len = confine_syscalls(&conf, err, sizeof(err));

@@ -277,6 +277,35 @@ fn runas_names_and_the_nobody_default() {
     assert_eq!(d.terminate().0.code(), Some(0));
 }
 
+/// The socket file: mode 0600, owned by the user the daemon became; another
+/// user cannot connect, that user can (and becomes the guest).
+#[test]
+fn only_the_daemons_user_may_connect_to_its_socket() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("perm");
+    let sock = dir.join("passt.sock");
+    let d = start_listening(&dir, &[], &["--runas", "65534:65534"]);
+    let meta = fs::symlink_metadata(&sock).expect("socket file");
+    assert_eq!(meta.mode() & 0o777, 0o600, "socket file mode");
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "socket file owner");
+    let connect_as = |uid: &str| {
+        run(Command::new("setpriv")
+            .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"])
+            .args(["socat", "-u", "/dev/null"])
+            .arg(format!("UNIX-CONNECT:{}", sock.display())))
+    };
+    let other = connect_as("65533");
+    assert!(!other.status.success(), "another user connected");
+    assert!(text(&other.stderr).contains("Permission denied"), "{}", text(&other.stderr));
+    let same = connect_as("65534");
+    assert!(same.status.success(), "the daemon's own user: {}", text(&same.stderr));
+    assert_eq!(d.terminate().0.code(), Some(0));
+}
+
 /// Started unprivileged, but with CAP_NET_RAW in its ambient set (as a
 /// service manager could give it): ids untouched, the capability gone.
 #[test]
@@ -529,6 +558,8 @@ fn dhcp_ping_tcp_udp_through_the_confined_daemon_in_a_namespace() {
     assert_confined(d.pid(), true);
     let (status, err) = d.terminate();
     assert_eq!(status.code(), Some(0), "{status:?} {err}\n{}", fs::read_to_string(&log).unwrap_or_default());
-    let pcap_len = fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
-    assert!(pcap_len > 1 << 20, "capture file only {pcap_len} bytes");
+    let pcap_meta = fs::metadata(&pcap).expect("capture file");
+    assert!(pcap_meta.len() > 1 << 20, "capture file only {} bytes", pcap_meta.len());
+    // The guest's traffic is readable by the daemon's starter only.
+    assert_eq!(pcap_meta.permissions().mode() & 0o077, 0, "capture file mode");
 }
