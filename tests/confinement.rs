@@ -356,10 +356,10 @@ fn started_unprivileged_with_a_capability_it_gives_it_up() {
 fn selftest(name: &str, extra: &[&str]) -> Output {
     let dir = TempDir::new("selftest");
     let sock = dir.join("s");
-    run(Command::new(daemon()).args(["-f", "-q", "-s", sock.to_str().unwrap()]).args(extra).args([
-        "--seccomp-selftest",
-        name,
-    ]))
+    run(Command::new(daemon())
+        .args(["-f", "-q", "-s", sock.to_str().unwrap()])
+        .args(extra)
+        .args(["--seccomp-selftest", name]))
 }
 
 #[test]
@@ -521,9 +521,16 @@ fn dhcp_ping_tcp_udp_through_the_confined_daemon_in_a_namespace() {
     let script = dir.join("udhcpc.sh");
     fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip router=$router\"\nexit 0\n").unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let out =
-        guest.exec("busybox", &["udhcpc", "-i", "tap0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", script.to_str().unwrap()]);
-    assert!(text(&out.stdout).contains("LEASE ip=192.0.2.2 router=192.0.2.1"), "udhcpc: {}{}", text(&out.stdout), text(&out.stderr));
+    let out = guest.exec(
+        "busybox",
+        &["udhcpc", "-i", "tap0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", script.to_str().unwrap()],
+    );
+    assert!(
+        text(&out.stdout).contains("LEASE ip=192.0.2.2 router=192.0.2.1"),
+        "udhcpc: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 
     // ICMP echo through ping sockets, opened as nobody under the filter.
     assert!(busybox_ping(&guest, &["192.0.2.1"]), "ping 192.0.2.1");
@@ -532,10 +539,17 @@ fn dhcp_ping_tcp_udp_through_the_confined_daemon_in_a_namespace() {
     // TCP and UDP to the host namespace's loopback through the gateway.
     let ready = dir.join("echo.ready");
     let mut echo = net.host.command("python3");
-    let echo = Daemon(echo.args(["-c", PY_ECHO, "5000"]).arg(&ready).stdin(Stdio::null()).spawn().expect("echo server"));
+    let echo =
+        Daemon(echo.args(["-c", PY_ECHO, "5000"]).arg(&ready).stdin(Stdio::null()).spawn().expect("echo server"));
     assert!(wait_until(RUN_TIMEOUT, || ready.exists()), "echo server not ready");
     let out = wait_output(
-        guest.command("python3").args(["-c", PY_CLIENT, "5000"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+        guest
+            .command("python3")
+            .args(["-c", PY_CLIENT, "5000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
         "guest client",
     );
     let got = text(&out.stdout);
