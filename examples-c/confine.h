@@ -39,7 +39,9 @@ int confine_syscalls(const struct confinement *c, char *err, size_t errlen);
  * and reports what happened, for tests and for users who want to see the
  * filter work. Names: "execve", "ptrace", "packet-socket", "raw-socket",
  * "open", "unix-socket" (refused with EACCES rather than killed: see
- * confine.c). Returns false for an unknown NAME. If the call returns
+ * confine.c); on x86_64 also "i386-getpid" and "x32-getpid" (an allowed
+ * call through another ABI: the architecture check). Returns false for an
+ * unknown NAME. If the call returns
  * (filter off, or "unix-socket"), `result` gets a one-line description.
  */
 bool confine_selftest_known(const char *name);

@@ -222,7 +222,8 @@ static void usage(FILE *out)
 "                            docs/security.md)\n"
 "      --seccomp-selftest NAME  once confined, make the refused call NAME\n"
 "                            (execve, ptrace, packet-socket, raw-socket,\n"
-"                            open, unix-socket) and report what happened\n"
+"                            open, unix-socket; x86_64: i386-getpid,\n"
+"                            x32-getpid) and report what happened\n"
 "  -1, --one-off             exit when the guest disconnects\n"
 "  -h, --help                show this text and exit\n"
 "      --version             show the version and exit\n"
@@ -795,7 +796,7 @@ int main(int argc, char **argv)
 	conf.gid = getgid();
 	filter_len = confine_syscalls(&conf, err, sizeof(err));
 	if (filter_len < 0)
-		die("%s", err);
+		die("%s", err); /* detached: in the log only; the caller sees 1 */
 	say(LEVEL_DEBUG, "confined: uid %u, gid %u, no capabilities, no new privileges, %s",
 	    (unsigned)conf.uid, (unsigned)conf.gid,
 	    filter_len ? "seccomp filter installed" : "NO seccomp filter (--no-seccomp)");

@@ -7,7 +7,8 @@
 //!   root), `NoNewPrivs: 1`, `Seccomp: 2` (filter mode); started
 //!   unprivileged with an ambient capability, it gives that up too.
 //! * `--seccomp-selftest NAME`: each forbidden call (execve, ptrace, packet
-//!   and raw sockets, open) kills the daemon with SIGSYS; socket(AF_UNIX)
+//!   and raw sockets, open; on x86_64 getpid through the i386 and x32 ABIs,
+//!   for the architecture check) kills the daemon with SIGSYS; socket(AF_UNIX)
 //!   fails with EACCES instead; with `--no-seccomp` the same calls go
 //!   through to the kernel (open succeeds, a raw socket fails with EPERM for
 //!   want of the capability), which shows the filter is what refused them.
@@ -390,6 +391,19 @@ fn forbidden_system_calls_kill_the_daemon() {
         "capabilities left: {}",
         text(&out.stderr)
     );
+
+    // An allowed call (getpid) through another ABI dies too: the filter
+    // checks the architecture first. Without the filter the i386 call
+    // works where the kernel has IA-32 emulation.
+    if cfg!(target_arch = "x86_64") {
+        for name in ["i386-getpid", "x32-getpid"] {
+            let out = selftest(name, &[]);
+            assert_eq!(out.status.signal(), Some(SIGSYS), "{name}: {:?} {}", out.status, text(&out.stderr));
+        }
+        let out = selftest("i386-getpid", &["--no-seccomp"]);
+        eprintln!("i386-getpid without the filter: {}", text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{:?} {}", out.status, text(&out.stderr));
+    }
 
     // An unknown name is an error before anything starts.
     let out = selftest("reboot", &[]);
