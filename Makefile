@@ -25,8 +25,9 @@
 # also run from there.
 #
 # Variables: PREFIX (/usr/local), DESTDIR, bindir, libdir, includedir,
-# pkgconfigdir, CARGO (cargo), CARGO_TARGET_DIR (target), BUILDDIR
-# ($(CARGO_TARGET_DIR)/release/make), RPATH, CC, CFLAGS, CPPFLAGS, LDFLAGS.
+# pkgconfigdir, CARGO (cargo), CARGO_TARGET_DIR (target), LIBPASST_DIR
+# (where libpasst.so is: $(CARGO_TARGET_DIR)/release), BUILDDIR
+# ($(LIBPASST_DIR)/make), RPATH, CC, CFLAGS, CPPFLAGS, LDFLAGS.
 
 PREFIX ?= /usr/local
 bindir ?= $(PREFIX)/bin
@@ -36,7 +37,8 @@ pkgconfigdir ?= $(libdir)/pkgconfig
 
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= target
-RELEASE := $(abspath $(CARGO_TARGET_DIR))/release
+LIBPASST_DIR ?= $(abspath $(CARGO_TARGET_DIR))/release
+RELEASE := $(abspath $(LIBPASST_DIR))
 LIB := $(RELEASE)/libpasst.so
 BUILDDIR ?= $(RELEASE)/make
 B := $(abspath $(BUILDDIR))
