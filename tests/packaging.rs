@@ -7,6 +7,7 @@
 //! * layout: libpasst.so.0 a real file with that soname, libpasst.so a
 //!   symlink, passt.h, passt.pc (prefix, crate version), the programs
 //!   running from the prefix; DESTDIR staging; `make uninstall`.
+//! * README's "C API in brief" program compiles and links that way.
 //! * frames-cxx (C++17): ARP, DHCP and a UDP round trip through the host's
 //!   loopback with the in-process attachment; its exit status says.
 //! * epoll-loop (C, its own epoll loop): a frame pump on its UNIX socket
@@ -249,6 +250,32 @@ fn cxx_example_built_with_pkg_config_passes() {
     for check in ["ARP: a reply", "DHCP: message type OFFER", "UDP: the answer came back"] {
         assert!(stdout.contains(&format!("ok  : {check}")), "{check} missing:\n{stdout}");
     }
+}
+
+/// The program under "The C API in brief" in README.md.
+fn readme_program() -> String {
+    let readme = fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
+    let section = readme.split("## The C API in brief").nth(1).expect("README: \"The C API in brief\" section");
+    let code = section.split("```c\n").nth(1).and_then(|c| c.split("```").next()).expect("README: a ```c block");
+    code.to_string()
+}
+
+#[test]
+fn readme_program_builds_with_pkg_config() {
+    let inst = Installed::new("readme");
+    let src = inst.dir.0.join("readme.c");
+    fs::write(&src, readme_program()).unwrap();
+    let flags = inst.pkg_config(&["--cflags", "--libs"]);
+    let exe = inst.dir.0.join("readme");
+    run_ok(
+        Command::new("cc")
+            .args(["-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .args(flags.split_whitespace())
+            .arg(format!("-Wl,-rpath,{}", inst.path("lib").display())),
+    );
+    inst.assert_links_installed_copy(&exe);
 }
 
 // ---------------------------------------------------------------------------
