@@ -250,6 +250,16 @@ fn cxx_example_built_with_pkg_config_passes() {
     for check in ["ARP: a reply", "DHCP: message type OFFER", "UDP: the answer came back"] {
         assert!(stdout.contains(&format!("ok  : {check}")), "{check} missing:\n{stdout}");
     }
+
+    // Library and wrapper together: no invalid access, no leak.
+    if Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let out = run(Command::new("valgrind")
+            .args(["-q", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite"])
+            .arg(examples.join("frames-cxx")));
+        assert!(out.status.success(), "valgrind frames-cxx: {}\n{}", out.status, text(&out.stderr));
+    } else {
+        eprintln!("valgrind run skipped: no valgrind");
+    }
 }
 
 /// The program under "The C API in brief" in README.md.
