@@ -12,7 +12,9 @@
 //!   loopback with the in-process attachment; its exit status says.
 //! * epoll-loop (C, its own epoll loop): a frame pump on its UNIX socket
 //!   gets ARP answered and UDP carried to a socket of this test and back;
-//!   its own timer ticks alongside; SIGTERM ends it cleanly. As root, also
+//!   its own timer ticks alongside; SIGTERM ends it cleanly; with
+//!   `--one-off`, the guest leaving makes passt_process() fatal (< -1) and
+//!   the loop exits 1 with the reason. As root, also
 //!   a namespace's tap (config-net), through which the kernel's TCP talks
 //!   to a listener on the host namespace's loopback.
 //!
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -109,18 +112,27 @@ fn run_ok(cmd: &mut Command) -> String {
     text(&out.stdout)
 }
 
-/// An installation into `<tmp>/prefix` by the top-level Makefile.
+/// An installation into `<root>/prefix` by the top-level Makefile.
 struct Installed {
-    dir: TempDir,
+    root: PathBuf,
     prefix: PathBuf,
+    /// Owns `root` when it is temporary.
+    _tmp: Option<TempDir>,
 }
 
 impl Installed {
+    /// Into a temporary directory, removed with the value.
     fn new(tag: &str) -> Installed {
-        let dir = TempDir::new(tag);
-        let prefix = dir.0.join("prefix");
-        make_install(&dir.0, &[format!("PREFIX={}", prefix.display())]);
-        Installed { dir, prefix }
+        let tmp = TempDir::new(tag);
+        let mut inst = Installed::at(&tmp.0);
+        inst._tmp = Some(tmp);
+        inst
+    }
+
+    fn at(root: &Path) -> Installed {
+        let prefix = root.join("prefix");
+        make_install(root, &[format!("PREFIX={}", prefix.display())]);
+        Installed { root: root.to_path_buf(), prefix, _tmp: None }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -136,7 +148,7 @@ impl Installed {
     /// Builds the examples with examples-c/pkg-config.mk, against this
     /// installed copy only; returns the directory holding them.
     fn build_examples(&self) -> PathBuf {
-        let out = self.dir.0.join("examples");
+        let out = self.root.join("examples");
         run_ok(
             Command::new("make")
                 .arg("-C")
@@ -176,6 +188,22 @@ fn make_install(dir: &Path, vars: &[String]) {
             .args(vars)
             .env_remove("MAKEFLAGS"),
     );
+}
+
+/// One installation with the examples built against it, shared by the
+/// tests that only use them (building takes seconds on a loaded machine).
+/// Build output, like the programs tests/c_programs.rs builds: it lives
+/// under the target directory, remade by each run.
+fn shared() -> &'static (Installed, PathBuf) {
+    static SHARED: OnceLock<(Installed, PathBuf)> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let root = lib_dir().join("packaging-test");
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).expect("create the shared install root");
+        let inst = Installed::at(&root);
+        let examples = inst.build_examples();
+        (inst, examples)
+    })
 }
 
 const INSTALLED_FILES: [&str; 6] =
@@ -241,8 +269,7 @@ fn destdir_stages_under_the_final_prefix() {
 
 #[test]
 fn cxx_example_built_with_pkg_config_passes() {
-    let inst = Installed::new("cxx");
-    let examples = inst.build_examples();
+    let (_, examples) = shared();
     let out = run(Command::new(examples.join("frames-cxx")).env_remove("LD_LIBRARY_PATH"));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "frames-cxx: {}\n{stdout}{}", out.status, text(&out.stderr));
@@ -272,11 +299,12 @@ fn readme_program() -> String {
 
 #[test]
 fn readme_program_builds_with_pkg_config() {
-    let inst = Installed::new("readme");
-    let src = inst.dir.0.join("readme.c");
+    let (inst, _) = shared();
+    let dir = TempDir::new("readme");
+    let src = dir.0.join("readme.c");
     fs::write(&src, readme_program()).unwrap();
     let flags = inst.pkg_config(&["--cflags", "--libs"]);
-    let exe = inst.dir.0.join("readme");
+    let exe = dir.0.join("readme");
     run_ok(
         Command::new("cc")
             .args(["-Wall", "-Wextra", "-Werror", "-o"])
@@ -419,9 +447,9 @@ impl FramePump {
 
 #[test]
 fn epoll_loop_serves_a_frame_pump_on_its_socket() {
-    let inst = Installed::new("epoll-sock");
-    let examples = inst.build_examples();
-    let socket = inst.dir.0.join("guest.sock");
+    let (_, examples) = shared();
+    let dir = TempDir::new("epoll-sock");
+    let socket = dir.0.join("guest.sock");
     let mut child = Command::new(examples.join("epoll-loop"))
         .arg("--socket")
         .arg(&socket)
@@ -466,6 +494,48 @@ fn epoll_loop_serves_a_frame_pump_on_its_socket() {
     assert!(!socket.exists(), "socket file left behind after SIGTERM");
 }
 
+#[test]
+fn epoll_loop_stops_on_a_fatal_passt_process_result() {
+    // With one-off, the guest leaving ends the instance: passt_process()
+    // returns -PASST_ERROR_GUEST_GONE (< -1), and the loop must stop.
+    let (_, examples) = shared();
+    let dir = TempDir::new("epoll-fatal");
+    let socket = dir.0.join("guest.sock");
+    let mut child = Command::new(examples.join("epoll-loop"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--one-off")
+        .env_remove("LD_LIBRARY_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start epoll-loop");
+    let rx = lines(child.stdout.take().expect("piped"));
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut guard = Guard(child);
+    wait_line(&rx, "epoll-loop: ready", LIMIT);
+
+    let mut pump = FramePump(UnixStream::connect(&socket).expect("connect"));
+    pump.send(&arp_request());
+    pump.wait_for("ARP reply", |f| f.len() >= 42 && f[12..14] == [8, 6]);
+    drop(pump);
+
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "epoll-loop still running after its one-off guest left");
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{err}");
+    assert!(err.contains("epoll-loop: instance stopped (-6)"), "stderr:\n{err}");
+    assert!(!socket.exists(), "socket file left behind");
+}
+
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
@@ -479,8 +549,7 @@ fn epoll_loop_carries_a_namespace_tcp_connection() {
         eprintln!("skipped: needs root for namespaces");
         return;
     }
-    let inst = Installed::new("epoll-ns");
-    let examples = inst.build_examples();
+    let (_, examples) = shared();
     let net = HostWithRouter::new("pkg");
     let guest = TestNs::new("pkg-g");
 
