@@ -48,16 +48,21 @@ fn exported() -> BTreeSet<String> {
         .collect()
 }
 
-/// The function names `include/passt.h` declares: on lines outside
-/// comments, typedefs and preprocessor directives, the identifier right
-/// before the first `(`.
+/// The function names `include/passt.h` declares: on unindented lines
+/// outside comments, typedefs and preprocessor directives, the identifier
+/// right before the first `(`; with whether a doc comment ends right above.
 fn declared() -> Vec<(String, bool)> {
     let path = Path::new(ROOT).join("include/passt.h");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let lines: Vec<&str> = text.lines().collect();
     let mut found = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let t = line.trim_start();
+        // Top-level declarations start in column 0; indented lines are
+        // struct fields, enum constants or wrapped parameter lists.
+        if line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let t = *line;
         if t.starts_with("/*") || t.starts_with('*') || t.starts_with("//") || t.starts_with('#') || t.starts_with("typedef")
         {
             continue;
