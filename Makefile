@@ -2,6 +2,7 @@
 #
 #     make                                   cargo build --release, then the C programs
 #     make install PREFIX=/usr/local         the same, then copies (DESTDIR= for staging)
+#     make install-strip PREFIX=...          install, without debugging symbols
 #     make uninstall PREFIX=/usr/local       removes what install copied
 #
 # Installed:
@@ -25,7 +26,7 @@
 # also run from there.
 #
 # Variables: PREFIX (/usr/local), DESTDIR, bindir, libdir, includedir,
-# pkgconfigdir, CARGO (cargo), CARGO_TARGET_DIR (target), LIBPASST_DIR
+# pkgconfigdir, INSTALL_STRIP, CARGO (cargo), CARGO_TARGET_DIR (target), LIBPASST_DIR
 # (where libpasst.so is: $(CARGO_TARGET_DIR)/release), BUILDDIR
 # ($(LIBPASST_DIR)/make), RPATH, CC, CFLAGS, CPPFLAGS, LDFLAGS.
 
@@ -54,8 +55,10 @@ PROGRAM_LDFLAGS = -L$(RELEASE) $(if $(RPATH),-Wl$(,)-rpath$(,)'$(RPATH)')
 , := ,
 
 INSTALL ?= install
+# -s strips the installed library and programs (install-strip sets it).
+INSTALL_STRIP ?=
 
-.PHONY: all library programs examples install install-only uninstall clean
+.PHONY: all library programs examples install install-only install-strip uninstall clean
 
 all: library
 	$(MAKE) programs examples
@@ -90,16 +93,19 @@ $(B)/bin/qrap: qrap/qrap.c
 install: library
 	$(MAKE) install-only
 
+install-strip: library
+	$(MAKE) install-only INSTALL_STRIP=-s
+
 install-only: programs
 	$(INSTALL) -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir)
-	$(INSTALL) -m 0755 $(LIB) $(DESTDIR)$(libdir)/libpasst.so.0
+	$(INSTALL) -m 0755 $(INSTALL_STRIP) $(LIB) $(DESTDIR)$(libdir)/libpasst.so.0
 	ln -sf libpasst.so.0 $(DESTDIR)$(libdir)/libpasst.so
 	$(INSTALL) -m 0644 include/passt.h $(DESTDIR)$(includedir)/passt.h
 	sed -e 's|@prefix@|$(PREFIX)|g' -e 's|@libdir@|$(libdir)|g' \
 	    -e 's|@includedir@|$(includedir)|g' -e 's|@version@|$(VERSION)|g' \
 	    passt.pc.in > $(DESTDIR)$(pkgconfigdir)/passt.pc
 	chmod 0644 $(DESTDIR)$(pkgconfigdir)/passt.pc
-	$(INSTALL) -m 0755 $(B)/bin/passt-standalone $(B)/bin/qrap $(DESTDIR)$(bindir)/
+	$(INSTALL) -m 0755 $(INSTALL_STRIP) $(B)/bin/passt-standalone $(B)/bin/qrap $(DESTDIR)$(bindir)/
 
 uninstall:
 	rm -f $(DESTDIR)$(libdir)/libpasst.so.0 $(DESTDIR)$(libdir)/libpasst.so \

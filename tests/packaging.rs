@@ -6,7 +6,7 @@
 //!
 //! * layout: libpasst.so.0 a real file with that soname, libpasst.so a
 //!   symlink, passt.h, passt.pc (prefix, crate version), the programs
-//!   running from the prefix; DESTDIR staging; `make uninstall`.
+//!   running from the prefix; DESTDIR staging, stripped; `make uninstall`.
 //! * README's "C API in brief" program compiles and links that way.
 //! * frames-cxx (C++17): ARP, DHCP and a UDP round trip through the host's
 //!   loopback with the in-process attachment; its exit status says.
@@ -252,11 +252,12 @@ fn install_lays_out_library_header_pkg_config_and_programs() {
 }
 
 #[test]
-fn destdir_stages_under_the_final_prefix() {
+fn destdir_stages_under_the_final_prefix_stripped() {
     let dir = TempDir::new("destdir");
     let stage = dir.0.join("stage");
     let prefix = format!("/opt/passt-pkg-test-{}", std::process::id());
-    make_install(&dir.0, &[format!("DESTDIR={}", stage.display()), format!("PREFIX={prefix}")]);
+    let vars = [format!("DESTDIR={}", stage.display()), format!("PREFIX={prefix}"), "INSTALL_STRIP=-s".to_string()];
+    make_install(&dir.0, &vars);
     assert!(!Path::new(&prefix).exists(), "{prefix} written outside DESTDIR");
     let staged = stage.join(prefix.trim_start_matches('/'));
     for rel in INSTALLED_FILES {
@@ -265,6 +266,14 @@ fn destdir_stages_under_the_final_prefix() {
     let pc = fs::read_to_string(staged.join("lib/pkgconfig/passt.pc")).unwrap();
     assert!(pc.contains(&format!("prefix={prefix}\n")), "{pc}");
     assert!(pc.contains(&format!("libdir={prefix}/lib\n")) && pc.contains(&format!("Version: {VERSION}\n")), "{pc}");
+
+    // Stripped (what `make install-strip` does): smaller, same exports.
+    let lib = staged.join("lib/libpasst.so.0");
+    let built = lib_dir().join("libpasst.so");
+    assert!(fs::metadata(&lib).unwrap().len() < fs::metadata(&built).unwrap().len(), "library not stripped");
+    let exports = |path: &Path| run_ok(Command::new("nm").args(["-D", "--defined-only"]).arg(path));
+    let names = |nm: String| nm.lines().filter_map(|l| l.split_whitespace().nth(2).map(String::from)).collect::<Vec<_>>();
+    assert_eq!(names(exports(&lib)), names(exports(&built)), "exports of the stripped library");
 }
 
 #[test]
