@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
     qemu-system-x86 linux-image-amd64 busybox-static cpio gzip kmod
     iproute2 iputils-ping python3 socat tcpdump iperf3 passt slirp4netns
-    gcc g++ make pkg-config valgrind
+    gcc g++ make pkg-config valgrind jq binutils
 )
 
 missing=()

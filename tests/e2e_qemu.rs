@@ -5,75 +5,14 @@
 mod common;
 
 use common::driver::Driver;
+use common::kit::{build_image, kit_dir, run_guest, Work};
 use common::netns::HostWithRouter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
 /// One guest at a time across the tests of this file.
 static GUESTS: Mutex<()> = Mutex::new(());
-
-pub fn kit_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/guest")
-}
-
-/// A work directory removed on drop.
-struct Work(PathBuf);
-
-impl Work {
-    fn new(tag: &str) -> Work {
-        let p = std::env::temp_dir().join(format!("passt-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Work(p)
-    }
-}
-
-impl Drop for Work {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Builds the guest image with `script` as its test (socat inside).
-fn build_image(dir: &Path, script: &str) {
-    let script_path = dir.join("test.sh");
-    std::fs::write(&script_path, script).unwrap();
-    let out = Command::new(kit_dir().join("build-initramfs.sh"))
-        .args(["--add-bin", "socat"])
-        .arg(dir.join("img"))
-        .arg(&script_path)
-        .output()
-        .expect("build-initramfs.sh runs");
-    assert!(out.status.success(), "image: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Boots the guest against `sock` and returns the GUEST-RESULT lines as
-/// (name, status, detail).
-fn run_guest(dir: &Path, sock: &Path, append: &str) -> (Vec<(String, String, String)>, String) {
-    let out = Command::new(kit_dir().join("run-guest.sh"))
-        .arg("--dir")
-        .arg(dir.join("img"))
-        .arg("--socket")
-        .arg(sock)
-        .args(["--timeout", "120", "--append", append])
-        .output()
-        .expect("run-guest.sh runs");
-    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    let results = console
-        .lines()
-        .filter_map(|l| l.find("GUEST-RESULT ").map(|i| &l[i + 13..]))
-        .filter_map(|l| {
-            let mut w = l.splitn(3, ' ');
-            Some((w.next()?.to_string(), w.next()?.to_string(), w.next().unwrap_or("").to_string()))
-        })
-        .collect();
-    (results, console)
-}
-
-fn status<'a>(results: &'a [(String, String, String)], name: &str) -> &'a str {
-    results.iter().find(|r| r.0 == name).map(|r| r.1.as_str()).unwrap_or("missing")
-}
 
 const SERVICES_TEST: &str = r#"#!/bin/sh
 . /lib/kit.sh
@@ -96,17 +35,18 @@ fn guest_gets_addresses_and_pings_then_a_second_guest_does_too() {
     let sock_opt = format!("socket={}", sock.display());
     let driver = Driver::start_in(&net.host.path, &Driver::config(&[&sock_opt, "dns=192.0.2.53", "dns=2001:db8::53"])).unwrap();
     for round in 1..=2 {
-        let (results, console) = run_guest(&work.0, &sock, "kit.gw6=2001:db8::1");
-        for name in ["dhcp4", "slaac6", "route6", "dhcpv6", "ping4", "ping6"] {
-            assert_eq!(status(&results, name), "ok", "guest {round}: {name}\n{console}");
-        }
-        let dhcp4 = &results.iter().find(|r| r.0 == "dhcp4").unwrap().2;
+        let guest = run_guest(&work.0, &sock, "kit.gw6=2001:db8::1");
+        guest.assert_ok(&format!("guest {round}"), &["dhcp4", "slaac6", "route6", "dhcpv6", "ping4", "ping6"]);
+        let dhcp4 = guest.detail("dhcp4");
         assert!(dhcp4.contains("addr=192.0.2.2/24") && dhcp4.contains("router=192.0.2.1"), "{dhcp4}");
-        let dhcpv6 = &results.iter().find(|r| r.0 == "dhcpv6").unwrap().2;
-        assert!(dhcpv6.contains("2001:db8::2"), "{dhcpv6}");
+        assert!(guest.detail("dhcpv6").contains("2001:db8::2"), "{}", guest.detail("dhcpv6"));
     }
     driver.stop().unwrap();
     assert!(!sock.exists());
+}
+
+fn status<'a>(results: &'a [(String, String, String)], name: &str) -> &'a str {
+    results.iter().find(|r| r.0 == name).map(|r| r.1.as_str()).unwrap_or("missing")
 }
 
 /// Runs the guest kit's own example against our daemon (it starts it as

@@ -124,8 +124,29 @@ fn kernel_slaac_takes_address_and_default_route_from_our_ra() {
     let routes = s.guest.ip(&["-6", "route"]);
     assert!(got, "SLAAC did not complete:\n{addrs}\n{routes}");
     assert!(addrs.contains("/64"), "{addrs}");
-    // The default route points at our link-local address (EUI-64 of 9a:55:9a:55:9a:55).
-    assert!(routes.contains("default via fe80::9855:9aff:fe55:9a55"), "{routes}");
+    // The default route points at our link-local address (from 9a:55:9a:55:9a:55).
+    assert!(routes.contains("default via fe80::9a55:9aff:fe55:9a55"), "{routes}");
+    assert!(ping_ok(&s.guest, &["-6", "2001:db8::1"]), "ping -6 the gateway after SLAAC");
+}
+
+/// libvirt passes the guest's own MAC as `--mac-addr`: both ends of the
+/// link then have the same MAC, and SLAAC must still give the guest its
+/// address and a default route through us.
+#[test]
+fn slaac_works_when_the_guest_has_our_mac() {
+    let mac = "52:54:00:12:34:56";
+    let s = setup("svc-samemac", &[&format!("mac-addr={mac}")]);
+    s.guest.ip(&["link", "set", "tap0", "down"]);
+    s.guest.ip(&["link", "set", "tap0", "address", mac]);
+    s.guest.ip(&["link", "set", "tap0", "up"]);
+    let got = wait_until(Duration::from_secs(15), || {
+        let a = s.guest.ip(&["-6", "addr", "show", "dev", "tap0", "scope", "global"]);
+        let r = s.guest.ip(&["-6", "route", "show", "default"]);
+        a.contains("2001:db8::") && !a.contains("tentative") && r.contains("via fe80::")
+    });
+    let addrs = s.guest.ip(&["-6", "addr", "show", "dev", "tap0"]);
+    let routes = s.guest.ip(&["-6", "route"]);
+    assert!(got, "SLAAC did not complete:\n{addrs}\n{routes}");
     assert!(ping_ok(&s.guest, &["-6", "2001:db8::1"]), "ping -6 the gateway after SLAAC");
 }
 

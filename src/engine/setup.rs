@@ -110,7 +110,7 @@ pub fn guest_net(cfg: &Config, host: &HostNet, resolv: &hostnet::Resolv) -> Resu
         let addr = cfg.addr6.or(host.v6.as_ref().map(|h| h.addr));
         if let Some(addr) = addr {
             let gateway = cfg.gw6.or(host.v6.as_ref().and_then(|h| h.gateway));
-            let our_ll = crate::services::ndp::link_local_from_mac(cfg.our_mac);
+            let our_ll = crate::services::ndp::our_link_local(cfg.our_mac);
             let map_host_loopback = if cfg.no_map_gw { None } else { cfg.map_host_loopback6.or(gateway).or(Some(our_ll)) };
             let mut n = Net6 {
                 assigned: addr,

@@ -92,7 +92,7 @@ pub struct NdpConfig {
     /// Our MAC address: source of every frame we send to the guest.
     pub our_mac: [u8; 6],
     /// Our link-local address, source of RAs: normally
-    /// [`link_local_from_mac`]`(our_mac)`.
+    /// [`our_link_local`]`(our_mac)`.
     pub our_ll: Ipv6Addr,
     /// The host's global prefix and its length, advertised with the L flag
     /// (and the A flag for a /64) so the guest autoconfigures an address in
@@ -119,7 +119,7 @@ impl NdpConfig {
     pub fn new(our_mac: [u8; 6]) -> Self {
         NdpConfig {
             our_mac,
-            our_ll: link_local_from_mac(our_mac),
+            our_ll: our_link_local(our_mac),
             prefix: None,
             mtu: None,
             dns: Vec::new(),
@@ -140,6 +140,19 @@ pub fn link_local_from_mac(mac: [u8; 6]) -> Ipv6Addr {
     octets[..2].copy_from_slice(&[0xfe, 0x80]);
     octets[8..].copy_from_slice(&[a ^ 0x02, b, c, 0xff, 0xfe, d, e, f]);
     Ipv6Addr::from(octets)
+}
+
+/// Our own link-local address, the source of our RAs and NAs: `our_mac`
+/// in the modified EUI-64 layout but with the universal/local bit left as
+/// it is. Why not plain EUI-64: libvirt passes the guest's own MAC as
+/// `--mac-addr`, and with the same MAC on both ends plain EUI-64 would give
+/// us the guest's link-local address, and the guest would ignore a router
+/// with its own address (no default route). One bit apart, ours never
+/// equals the guest's EUI-64 address for the same MAC.
+pub fn our_link_local(our_mac: [u8; 6]) -> Ipv6Addr {
+    let mut mac = our_mac;
+    mac[0] ^= 0x02; // undone by the flip in link_local_from_mac
+    link_local_from_mac(mac)
 }
 
 /// Where a reply written into `out` goes. The engine wraps `out[..len]` in
@@ -558,6 +571,12 @@ mod tests {
             link_local_from_mac(OUR_MAC),
             ip("fe80::9855:9aff:fe55:9a55")
         );
+    }
+
+    #[test]
+    fn our_link_local_differs_from_a_guest_with_our_mac() {
+        assert_eq!(our_link_local(OUR_MAC), ip("fe80::9a55:9aff:fe55:9a55"));
+        assert_ne!(our_link_local(GUEST_MAC), link_local_from_mac(GUEST_MAC));
     }
 
     #[test]

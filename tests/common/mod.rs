@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 pub mod driver;
+pub mod kit;
 pub mod netns;
