@@ -797,9 +797,9 @@ int main(int argc, char **argv)
 	filter_len = confine_syscalls(&conf, err, sizeof(err));
 	if (filter_len < 0)
 		die("%s", err); /* detached: in the log only; the caller sees 1 */
-	say(LEVEL_DEBUG, "confined: uid %u, gid %u, no capabilities, no new privileges, %s",
+	say(LEVEL_DEBUG, "confined: uid %u, gid %u, no capabilities, no new privileges, %s (%d BPF instructions)",
 	    (unsigned)conf.uid, (unsigned)conf.gid,
-	    filter_len ? "seccomp filter installed" : "NO seccomp filter (--no-seccomp)");
+	    filter_len ? "seccomp filter installed" : "NO seccomp filter (--no-seccomp)", filter_len);
 	if (!filter_len)
 		say(LEVEL_WARNING, "running without a system call filter (--no-seccomp)");
 

@@ -411,6 +411,25 @@ fn forbidden_system_calls_kill_the_daemon() {
     assert!(text(&out.stderr).contains("invalid value 'reboot' for 'seccomp-selftest'"), "{}", text(&out.stderr));
 }
 
+/// The filter is written for x86_64 and aarch64: with a cross compiler at
+/// hand (Debian's gcc-aarch64-linux-gnu), the aarch64 build is checked too
+/// (compiled only: it cannot run here).
+#[test]
+fn confinement_compiles_for_aarch64() {
+    if Command::new("aarch64-linux-gnu-gcc").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+        eprintln!("skipped: no aarch64-linux-gnu-gcc");
+        return;
+    }
+    let dir = Path::new(MANIFEST_DIR).join("examples-c");
+    for file in ["confine.c", "passt-standalone.c"] {
+        let out = run(Command::new("aarch64-linux-gnu-gcc")
+            .current_dir(&dir)
+            .args(["-I../include", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"])
+            .args(["-fsyntax-only", file]));
+        assert!(out.status.success(), "{file} for aarch64: {}", text(&out.stderr));
+    }
+}
+
 /// Host side in the "host" namespace: TCP and UDP echo on the loopback
 /// (both versions: a dual-stack wildcard socket), for 60 s at most.
 const PY_ECHO: &str = r#"
