@@ -411,6 +411,92 @@ fn forbidden_system_calls_kill_the_daemon() {
     assert!(text(&out.stderr).contains("invalid value 'reboot' for 'seccomp-selftest'"), "{}", text(&out.stderr));
 }
 
+/// A system logger for the syslog test: records each datagram sent to
+/// $1 (a line each) in $2, touches $3 when ready, stops when $4 exists or
+/// after 30 s.
+const PY_SYSLOG: &str = r#"
+import os, socket, sys, time
+path, out, ready, stop = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(path); os.chmod(path, 0o666)
+s.settimeout(0.1); end = time.time() + 30
+open(ready, "w").close()
+with open(out, "ab") as f:
+    while time.time() < end and not os.path.exists(stop):
+        try:
+            f.write(s.recv(4096) + b"\n"); f.flush()
+        except socket.timeout:
+            pass
+s.close(); os.unlink(path)
+"#;
+
+/// Detached (the default, as libvirt starts it), the daemon logs to syslog
+/// through a connection opened before the filter. Here, in a private mount
+/// namespace whose /dev is a tmpfs with a /dev/log of ours: messages logged
+/// once confined arrive; then the logger restarts, the daemon cannot
+/// reconnect (socket(AF_UNIX) fails with EACCES) but lives on, and a
+/// SIGTERM still ends it cleanly (pid file removed by its own clean-up).
+#[test]
+fn detached_daemon_logs_to_syslog_and_survives_a_logger_restart() {
+    if !is_root() || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and unshare");
+        return;
+    }
+    let dir = TempDir::new("syslog");
+    let script = r#"
+set -e
+W=$1
+wait_for() { n=0; while [ ! -e "$1" ] && [ $n -lt 250 ]; do sleep 0.02; n=$((n+1)); done; [ -e "$1" ]; }
+touch "$W/null"; mount --bind /dev/null "$W/null"
+mount -t tmpfs passt-test /dev
+touch /dev/null; mount --bind "$W/null" /dev/null
+python3 -c "$PY_SYSLOG" /dev/log "$W/log1" "$W/ready1" "$W/stop1" &
+wait_for "$W/ready1"
+"$DAEMON" -s "$W/sock" -P "$W/pid"
+pid=$(cat "$W/pid")
+socat -u /dev/null "UNIX-CONNECT:$W/sock"
+sleep 0.3
+echo "STATUS $(grep Seccomp: /proc/$pid/status | tr -s '	 ' ' ')"
+touch "$W/stop1"; wait
+python3 -c "$PY_SYSLOG" /dev/log "$W/log2" "$W/ready2" "$W/stop2" &
+wait_for "$W/ready2"
+socat -u /dev/null "UNIX-CONNECT:$W/sock"
+sleep 0.3
+[ -d /proc/$pid ] && echo "ALIVE after the logger restart"
+kill -TERM $pid
+n=0; while [ -d /proc/$pid ] && [ $n -lt 250 ]; do sleep 0.02; n=$((n+1)); done
+[ -e "$W/pid" ] && echo "PIDFILE left" || echo "PIDFILE removed"
+touch "$W/stop2"; wait
+"#;
+    let out = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&dir.0)
+        .env("PY_SYSLOG", PY_SYSLOG)
+        .env("DAEMON", daemon()));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let log1 = fs::read_to_string(dir.join("log1")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{stdout}
+{stderr}
+syslog: {log1}"
+    );
+    assert!(stdout.contains("STATUS Seccomp: 2"), "{stdout}");
+    // Logged after the filter was installed: the guest came and went.
+    assert!(log1.contains("passt-standalone[") && log1.contains("guest connected"), "syslog: {log1}");
+    assert!(log1.contains("guest disconnected"), "syslog: {log1}");
+    assert!(
+        stdout.contains("ALIVE after the logger restart"),
+        "{stdout}
+{stderr}"
+    );
+    assert!(
+        stdout.contains("PIDFILE removed"),
+        "{stdout}
+{stderr}"
+    );
+    eprintln!("after the restart the logger got: {:?}", fs::read_to_string(dir.join("log2")).unwrap_or_default());
+}
+
 /// The filter is written for x86_64 and aarch64: with a cross compiler at
 /// hand (Debian's gcc-aarch64-linux-gnu), the aarch64 build is checked too
 /// (compiled only: it cannot run here).
