@@ -85,28 +85,29 @@ impl GuestNet {
         self.v6.as_ref().map(|n| n.observed.unwrap_or(n.assigned))
     }
 
-    /// Records a source address seen in a guest frame.
-    pub fn observe(&mut self, src: IpAddr) {
+    /// Records a source address seen in a guest frame; whether it is new
+    /// (the first of its kind, or a change).
+    pub fn observe(&mut self, src: IpAddr) -> bool {
+        fn set<T: PartialEq>(slot: &mut Option<T>, v: T) -> bool {
+            if slot.as_ref() == Some(&v) {
+                return false;
+            }
+            *slot = Some(v);
+            true
+        }
         match src {
-            IpAddr::V4(a) => {
-                if let Some(n) = self.v4.as_mut() {
-                    if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() && !a.is_loopback() {
-                        n.observed = Some(a);
-                    }
+            IpAddr::V4(a) => match self.v4.as_mut() {
+                Some(n) if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() && !a.is_loopback() => {
+                    set(&mut n.observed, a)
                 }
-            }
-            IpAddr::V6(a) => {
-                if let Some(n) = self.v6.as_mut() {
-                    if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
-                        return;
-                    }
-                    if crate::wire::ipv6::is_link_local(&a) {
-                        n.observed_ll = Some(a);
-                    } else {
-                        n.observed = Some(a);
-                    }
-                }
-            }
+                _ => false,
+            },
+            IpAddr::V6(a) => match self.v6.as_mut() {
+                Some(_) if a.is_unspecified() || a.is_multicast() || a.is_loopback() => false,
+                Some(n) if crate::wire::ipv6::is_link_local(&a) => set(&mut n.observed_ll, a),
+                Some(n) => set(&mut n.observed, a),
+                None => false,
+            },
         }
     }
 

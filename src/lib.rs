@@ -20,6 +20,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod api;
 pub mod backend;
 pub mod config;
 pub mod engine;
@@ -38,5 +39,6 @@ pub mod token;
 pub mod tx;
 pub mod wire;
 
+pub use api::Passt;
 pub use config::Config;
 pub use time::Instant;

@@ -49,6 +49,10 @@ pub struct Icmp {
     by_key: HashMap<Key, u32>,
     /// Whether the "ping sockets not permitted" line was logged.
     told_denied: bool,
+    /// Most flows open at once (statistics).
+    peak: usize,
+    /// Rate limit of warnings the guest can trigger (one per echo request).
+    warn: crate::log::RateLimit,
 }
 
 impl Icmp {
@@ -62,6 +66,11 @@ impl Icmp {
 
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
+    }
+
+    /// Most flows open at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 
     /// An ICMP (`v6` false) or ICMPv6 message from the guest.
@@ -114,8 +123,8 @@ impl Icmp {
                              (allow our group in sysctl net.ipv4.ping_group_range)"
                         );
                     }
-                } else {
-                    log::warn!("cannot open a ping socket: {e}");
+                } else if let Some(n) = self.warn.allow(ctx.now, Duration::from_secs(5)) {
+                    log::warn!("cannot open a ping socket: {e} ({n} more not logged)");
                 }
                 return None;
             }
@@ -131,13 +140,16 @@ impl Icmp {
         self.gens[idx] = self.gens[idx].wrapping_add(1);
         let token = Token::with_gen(Kind::Icmp, idx as u32, self.gens[idx]);
         if let Err(e) = ctx.host.add(fd.as_fd(), epoll::IN, token.to_u64()) {
-            log::warn!("cannot watch a ping socket: {e}");
+            if let Some(n) = self.warn.allow(ctx.now, Duration::from_secs(5)) {
+                log::warn!("cannot watch a ping socket: {e} ({n} more not logged)");
+            }
             ctx.budget.release();
             return None;
         }
         log::debug!("ping flow {idx}: id {} to {}", key.0, key.1);
         self.slots[idx] = Some(PingFlow { fd, guest_id: key.0, guest, pinged: key.1, last_used: ctx.now });
         self.by_key.insert(key, idx as u32);
+        self.peak = self.peak.max(self.by_key.len());
         Some(idx as u32)
     }
 
