@@ -401,6 +401,8 @@ unsafe fn with_instance(p: *const passt, f: impl FnOnce(&mut Inner) -> c_int) ->
     if inner.poisoned {
         return -(passt_error::Panic as c_int);
     }
+    // Also for the boundary's own message, logged after the API's guard is gone.
+    let _guard = SinkGuard::enter(inner.api.sink());
     let ip: *mut Inner = inner;
     let r = boundary(None, || Some(f(inner)));
     match r {

@@ -175,10 +175,12 @@ impl GuestNet {
                 Some((SocketAddr::new(src.into(), peer.port()), SocketAddr::new(dst.into(), 0)))
             }
             IpAddr::V6(ip) => {
-                let n = self.v6.as_ref()?;
+                // Before looking at IPv6: a dual-stack socket reports IPv4
+                // peers this way even when the guest has no IPv6.
                 if let Some(v4) = ip.to_ipv4_mapped() {
                     return self.inbound(SocketAddr::new(v4.into(), peer.port()));
                 }
+                let n = self.v6.as_ref()?;
                 let (src, dst) = if ip.is_loopback() || ip.is_unspecified() {
                     match (n.map_host_loopback.or(n.gateway), n.observed.or(Some(n.assigned))) {
                         (Some(gw), Some(g)) if !crate::wire::ipv6::is_link_local(&gw) => (gw, g),
@@ -241,6 +243,35 @@ mod tests {
             }),
             search: vec![],
         }
+    }
+
+    #[test]
+    fn mapped_ipv4_peer_reaches_an_ipv4_only_guest() {
+        let mut n = GuestNet {
+            our_mac: [2; 6],
+            guest_mac: None,
+            mtu: 1500,
+            v4: Some(Net4 {
+                assigned: "10.0.2.15".parse().unwrap(),
+                prefix_len: 24,
+                gateway: "10.0.2.2".parse().unwrap(),
+                observed: None,
+                map_host_loopback: Some("10.0.2.2".parse().unwrap()),
+                map_guest_addr: None,
+                host_addr: None,
+                dns: vec![],
+                dns_forward: None,
+                dns_host: None,
+            }),
+            v6: None,
+            search: vec![],
+        };
+        let (src, dst) = n.inbound("[::ffff:127.0.0.1]:5000".parse().unwrap()).expect("mapped");
+        assert_eq!(src, "10.0.2.2:5000".parse().unwrap());
+        assert_eq!(dst.ip(), "10.0.2.15".parse::<IpAddr>().unwrap());
+        assert!(n.observe("10.0.2.16".parse().unwrap()), "a new address is news");
+        assert!(!n.observe("10.0.2.16".parse().unwrap()), "the same one is not");
+        assert!(!n.observe("2001:db8::1".parse().unwrap()), "no IPv6 here");
     }
 
     #[test]
