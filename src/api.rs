@@ -159,7 +159,8 @@ impl From<RunError> for Error {
 /// The host's log function: (syslog level, message).
 pub type LogFn = dyn Fn(i32, &str) + Send + Sync;
 
-type EventFn = Box<dyn FnMut(&Event) + Send>;
+/// The host's event function (see [`Passt::set_event_callback`]).
+pub type EventFn = Box<dyn FnMut(&Event) + Send>;
 
 /// One instance: a guest attachment, its flows and forwarded ports.
 /// Dropping it closes every socket and fd it opened.
@@ -311,7 +312,7 @@ impl Passt {
 
     /// Calls `f` for each [`Event`], on the calling thread, before the
     /// call into the instance that caused it returns. `None` stops events.
-    pub fn set_event_callback(&mut self, f: Option<Box<dyn FnMut(&Event) + Send>>) {
+    pub fn set_event_callback(&mut self, f: Option<EventFn>) {
         self.inst.record_events(f.is_some());
         self.on_event = f;
     }

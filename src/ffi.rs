@@ -938,7 +938,7 @@ pub type passt_event_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, ev:
 pub unsafe extern "C" fn passt_set_event_callback(p: *mut passt, func: passt_event_fn, userdata: *mut c_void) -> c_int {
     let data = Userdata(userdata);
     let set = move |i: &mut Inner| {
-        let cb = func.map(|f| -> Box<dyn FnMut(&Event) + Send> {
+        let cb = func.map(|f| -> crate::api::EventFn {
             Box::new(move |e: &Event| {
                 let ev = passt_event::from_event(e);
                 // SAFETY: the host registered f with this userdata; ev
@@ -990,7 +990,6 @@ pub extern "C" fn passt_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Drop as EngineDrop;
 
     #[test]
     fn drop_indices_match_the_engine() {
