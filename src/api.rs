@@ -190,6 +190,19 @@ impl Passt {
 
     /// As [`Passt::new`], logging through `log` from the start (levels up
     /// to `max_level`).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let mut config = passt::Config::new();
+    /// for (k, v) in [("frames", ""), ("address", "10.0.2.15"), ("gateway", "10.0.2.2"), ("ipv4-only", "")] {
+    ///     config.set(k, v).unwrap();
+    /// }
+    /// let lines: Arc<Mutex<Vec<(i32, String)>>> = Default::default();
+    /// let l = lines.clone();
+    /// let p = passt::Passt::with_log(&config, 6, move |level, msg| l.lock().unwrap().push((level, msg.to_string()))).unwrap();
+    /// // Start-up is logged at info level (6): the addresses handed out.
+    /// assert!(lines.lock().unwrap().iter().any(|(level, m)| *level == 6 && m.contains("10.0.2.15")));
+    /// ```
     pub fn with_log(config: &Config, max_level: i32, log: impl Fn(i32, &str) + Send + Sync + 'static) -> Result<Passt, Error> {
         Passt::with_sink(config, Sink { func: Some(Arc::new(log)), max_level })
     }
@@ -275,6 +288,19 @@ impl Passt {
     }
 
     /// A handle doing [`Passt::frame_output_ready`] from any thread.
+    ///
+    /// ```
+    /// let mut config = passt::Config::new();
+    /// for (k, v) in [("frames", ""), ("address", "10.0.2.15"), ("gateway", "10.0.2.2"), ("ipv4-only", "")] {
+    ///     config.set(k, v).unwrap();
+    /// }
+    /// let p = passt::Passt::new(&config).unwrap();
+    /// let waker = p.waker();
+    /// std::thread::spawn(move || waker.wake()).join().unwrap();
+    /// let mut pfd = libc::pollfd { fd: p.fd(), events: libc::POLLIN, revents: 0 };
+    /// // SAFETY: one valid pollfd.
+    /// assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1, "readable");
+    /// ```
     pub fn waker(&self) -> Waker {
         self.inst.waker()
     }
@@ -287,6 +313,25 @@ impl Passt {
     /// [`ErrorKind::Invalid`], the message naming the spec and the port:
     /// a bad spec, the protocol disabled, a port already forwarded or
     /// bound by another process. Nothing of the spec stays open then.
+    ///
+    /// ```
+    /// use passt::api::{Passt, Proto};
+    /// use std::net::{TcpListener, TcpStream};
+    /// let mut config = passt::Config::new();
+    /// for (k, v) in [("frames", ""), ("address", "10.0.2.15"), ("gateway", "10.0.2.2"), ("ipv4-only", "")] {
+    ///     config.set(k, v).unwrap();
+    /// }
+    /// let mut p = Passt::new(&config).unwrap();
+    /// let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// let spec = format!("127.0.0.1/{port}:22");
+    /// assert_eq!(p.forward_add(Proto::Tcp, &spec).unwrap(), 1);
+    /// // The kernel accepts at once; the guest gets a SYN at the next process().
+    /// TcpStream::connect(("127.0.0.1", port)).unwrap();
+    /// let twice = p.forward_add(Proto::Tcp, &spec).unwrap_err();
+    /// assert!(twice.message.contains("already forwarded"), "{twice}");
+    /// assert_eq!(p.forward_remove(Proto::Tcp, &format!("127.0.0.1/{port}")).unwrap(), 1);
+    /// assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "refused once removed");
+    /// ```
     pub fn forward_add(&mut self, proto: Proto, spec: &str) -> Result<usize, Error> {
         let _guard = SinkGuard::enter(self.sink.clone());
         Ok(self.inst.forward_add(proto, spec)?)
@@ -306,12 +351,43 @@ impl Passt {
     }
 
     /// Counters and flow numbers now.
+    ///
+    /// ```
+    /// use passt::api::{monotonic_now, Passt};
+    /// use passt::stats::Drop;
+    /// let mut config = passt::Config::new();
+    /// for (k, v) in [("frames", ""), ("address", "10.0.2.15"), ("gateway", "10.0.2.2"), ("ipv4-only", "")] {
+    ///     config.set(k, v).unwrap();
+    /// }
+    /// let mut p = Passt::new(&config).unwrap();
+    /// p.set_frame_output(|frames| frames.len()).unwrap();
+    /// p.frame_input(&[0u8; 10], monotonic_now()).unwrap(); // shorter than Ethernet's header
+    /// let s = p.stats();
+    /// assert_eq!((s.counters.frames_in, s.counters.bytes_in), (1, 10));
+    /// assert_eq!(s.counters.drops[Drop::Truncated as usize], 1);
+    /// assert_eq!(s.tcp.current + s.udp.current + s.icmp.current, 0);
+    /// ```
     pub fn stats(&self) -> Snapshot {
         self.inst.snapshot()
     }
 
     /// Calls `f` for each [`Event`], on the calling thread, before the
     /// call into the instance that caused it returns. `None` stops events.
+    ///
+    /// ```
+    /// use passt::api::{Event, Passt};
+    /// use std::sync::{Arc, Mutex};
+    /// let mut config = passt::Config::new();
+    /// for (k, v) in [("frames", ""), ("address", "10.0.2.15"), ("gateway", "10.0.2.2"), ("ipv4-only", "")] {
+    ///     config.set(k, v).unwrap();
+    /// }
+    /// let mut p = Passt::new(&config).unwrap();
+    /// let seen: Arc<Mutex<Vec<Event>>> = Default::default();
+    /// let s = seen.clone();
+    /// p.set_event_callback(Some(Box::new(move |e: &Event| s.lock().unwrap().push(*e))));
+    /// p.set_frame_output(|frames| frames.len()).unwrap(); // the in-process guest attaches
+    /// assert_eq!(*seen.lock().unwrap(), vec![Event::GuestConnected]);
+    /// ```
     pub fn set_event_callback(&mut self, f: Option<EventFn>) {
         self.inst.record_events(f.is_some());
         self.on_event = f;

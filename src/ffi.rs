@@ -1,9 +1,13 @@
 //! The C ABI: every `extern "C"` symbol, the panic boundary, handle casts.
+//! A thin layer over [`crate::api`]: C types in, C types out.
 //!
 //! Conventions (rustls-ffi's): opaque handles; every pointer argument is
-//! NULL-checked; each body runs inside [`boundary`], which catches a panic,
+//! NULL-checked; each body runs inside `boundary`, which catches a panic,
 //! logs it, poisons the instance so later calls fail fast with
-//! `PASST_ERR_PANIC`, and returns an error value instead of unwinding into C.
+//! `PASST_ERROR_PANIC`, and returns an error value instead of unwinding
+//! into C. The ABI's rules for growing (new functions, keys, enum values,
+//! trailing struct fields only) are in `docs/abi-policy.md` and at the top
+//! of the generated header (`cbindgen.toml`).
 
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]

@@ -130,7 +130,11 @@ fn udp_frame(dst_mac: [u8; 6], src: ([u8; 4], u16), dst: ([u8; 4], u16), payload
 }
 
 fn icmp_echo(dst_mac: [u8; 6], id: u16, seq: u16) -> Vec<u8> {
-    let mut m = vec![8, 0, 0, 0];
+    icmp_msg(dst_mac, 8, id, seq)
+}
+
+fn icmp_msg(dst_mac: [u8; 6], icmp_type: u8, id: u16, seq: u16) -> Vec<u8> {
+    let mut m = vec![icmp_type, 0, 0, 0];
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(b"passt-api-test");
@@ -268,6 +272,10 @@ fn stats_count_known_traffic_exactly() {
         assert_eq!(s.counters.frames_in, 2 * N as u64 + 2);
         assert_eq!(s.counters.drops[Drop::Truncated as usize], 1);
         assert_eq!(s.counters.drops[Drop::BadChecksum as usize], 1);
+        // ICMP other than echo requests goes nowhere: counted too.
+        p.frame_input(&icmp_msg(our_mac, 13, 1, 1), monotonic_now()).unwrap();
+        assert_eq!(p.stats().counters.drops[Drop::Unsupported as usize], 1);
+        assert_eq!(p.stats().counters.drops.iter().sum::<u64>(), 3);
         Ok(())
     })
     .unwrap();
@@ -526,6 +534,28 @@ fn back_pressure_from_the_frame_output_loses_nothing() {
         assert!(refusals > 100, "the callback did refuse ({refusals})");
         assert_eq!(s.counters.frames_out, taken.load(std::sync::atomic::Ordering::Relaxed) as u64, "frames_out counts what was taken");
         assert_eq!(s.counters.drops[Drop::TxFull as usize], 0, "nothing dropped for want of room");
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_waker_in_another_thread_makes_the_fd_readable() {
+    need_root!();
+    let ns = TestNs::new("api-waker");
+    ns.run(|| {
+        let (mut p, _) = frames_instance(&[]);
+        p.process(monotonic_now()).unwrap();
+        assert!(!wait_readable(p.fd(), 0), "idle instance readable");
+        let waker = p.waker();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            waker.wake();
+        });
+        assert!(wait_readable(p.fd(), 5000), "not woken");
+        t.join().unwrap();
+        p.process(monotonic_now()).unwrap();
+        assert!(!wait_readable(p.fd(), 0), "still readable after process");
         Ok(())
     })
     .unwrap();

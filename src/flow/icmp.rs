@@ -80,7 +80,14 @@ impl Icmp {
             return;
         };
         let request = if dst.is_ipv6() { icmp::V6_ECHO_REQUEST } else { icmp::V4_ECHO_REQUEST };
-        if m.msg_type() != request || m.code() != 0 || msg.len() > MAX_MESSAGE {
+        if msg.len() > MAX_MESSAGE {
+            ctx.stats.drop(Drop::Oversize);
+            return;
+        }
+        if m.msg_type() != request || m.code() != 0 {
+            // Not translated (errors, MLD...): counted, as every frame
+            // that goes nowhere is.
+            ctx.stats.drop(Drop::Unsupported);
             return;
         }
         let key = (m.echo_id(), dst);
