@@ -415,3 +415,20 @@ impl Passt {
 
 /// The library's version ("0.1.0"), the same as `passt_version()`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    #[test]
+    fn threading_promises_hold() {
+        // An instance may move to another thread; a waker may be shared.
+        send::<Passt>();
+        send::<Waker>();
+        sync::<Waker>();
+        send::<Error>();
+    }
+}

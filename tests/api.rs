@@ -627,6 +627,27 @@ fn events_reach_the_callback_on_the_calling_thread() {
     .unwrap();
 }
 
+#[test]
+fn broken_stream_framing_is_counted() {
+    let dir = std::env::temp_dir().join(format!("passt-api-framing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("passt.sock");
+    let mut p = Passt::new(&config(&[&format!("socket={}", path.display()), "address=10.0.2.15", "gateway=10.0.2.2", "ipv4-only"])).unwrap();
+    let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    let closed = pump(&mut p, move || {
+        let mut buf = [0u8; 4];
+        conn.read(&mut buf).map(|n| n == 0).unwrap_or(true)
+    });
+    assert!(closed, "connection closed");
+    let s = p.stats();
+    assert_eq!(s.counters.drops[Drop::BadLength as usize], 1);
+    assert_eq!(s.counters.guest_connects, 1);
+    drop(p);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 // ---- Threads. ----------------------------------------------------------------
 
 #[test]

@@ -554,7 +554,14 @@ impl Instance {
         let core = &mut self.core;
         let closed = match &mut self.guest {
             Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => {
-                matches!(c.read_frames(|f| core.handle_frame(f)), ReadOutcome::Closed)
+                match c.read_frames(|f| core.handle_frame(f)) {
+                    ReadOutcome::Open => false,
+                    ReadOutcome::Closed => true,
+                    ReadOutcome::BadFraming => {
+                        core.stats.drop(crate::stats::Drop::BadLength);
+                        true
+                    }
+                }
             }
             Guest::Tap(t) => match t.read_frames(|f| core.handle_frame(f)) {
                 Ok(()) => false,
