@@ -648,6 +648,68 @@ fn broken_stream_framing_is_counted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A DHCPv6 REQUEST for an address (IA_NA) to our server (DUID-LL of
+/// `our_mac`), from the guest's link-local address, checksummed.
+fn dhcpv6_request(our_mac: [u8; 6]) -> Vec<u8> {
+    let mut m = vec![3, 0x12, 0x34, 0x56];
+    let client_duid = [[0u8, 3, 0, 1].as_slice(), &GUEST_MAC].concat();
+    let server_duid = [[0u8, 3, 0, 1].as_slice(), &our_mac].concat();
+    for (code, data) in [(1u16, client_duid), (2, server_duid), (3, vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0])] {
+        m.extend_from_slice(&code.to_be_bytes());
+        m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        m.extend_from_slice(&data);
+    }
+    let src: std::net::Ipv6Addr = "fe80::5054:ff:fe12:3456".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "ff02::1:2".parse().unwrap();
+    let len = (8 + m.len()) as u16;
+    let mut udp = [546u16.to_be_bytes(), 547u16.to_be_bytes(), len.to_be_bytes(), [0, 0]].concat();
+    udp.extend_from_slice(&m);
+    let mut pseudo = [src.octets(), dst.octets()].concat();
+    pseudo.extend_from_slice(&u32::from(len).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 17]);
+    let mut acc = 0u32;
+    for c in pseudo.chunks(2) {
+        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    let c = csum(&udp, acc);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&len.to_be_bytes());
+    ip.extend_from_slice(&[17, 1]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(&udp);
+    ether([0x33, 0x33, 0, 1, 0, 2], 0x86dd, &ip)
+}
+
+#[test]
+fn dhcpv6_lease_is_an_event() {
+    need_root!();
+    let ns = TestNs::new("api-dhcpv6");
+    ns.run(|| {
+        let our_mac = [2, 0, 0, 0, 0, 0x66];
+        let mut p = Passt::new(&config(&["frames", "address=2001:db8::15", "gateway=fe80::1", "ipv6-only", "mac-addr=02:00:00:00:00:66"])).unwrap();
+        let out: Frames = Default::default();
+        let o = out.clone();
+        p.set_frame_output(move |f: &[IoSlice<'_>]| {
+            o.lock().unwrap().extend(f.iter().map(|x| x.to_vec()));
+            f.len()
+        })
+        .unwrap();
+        let seen: Arc<Mutex<Vec<Event>>> = Default::default();
+        let sk = seen.clone();
+        p.set_event_callback(Some(Box::new(move |e: &Event| sk.lock().unwrap().push(*e))));
+        p.frame_input(&dhcpv6_request(our_mac), monotonic_now()).unwrap();
+        let reply = out.lock().unwrap().iter().any(|f| f.len() > 62 && f[12..14] == [0x86, 0xdd] && f[20] == 17 && f[62] == 7);
+        assert!(reply, "a DHCPv6 REPLY went out");
+        let addr: std::net::Ipv6Addr = "2001:db8::15".parse().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![Event::Dhcpv6Lease { addr, mac: GUEST_MAC }]);
+        assert_eq!(p.stats().counters.dhcpv6_leases, 1);
+        Ok(())
+    })
+    .unwrap();
+}
+
 // ---- Threads. ----------------------------------------------------------------
 
 #[test]
