@@ -29,35 +29,6 @@
 #include <sys/uio.h>
 
 /**
- * What a `passt_event` reports. Never renumbered; new kinds are appended
- * (ignore kinds you do not know).
- */
-enum passt_event_kind {
-  /**
-   * A guest attached (connection accepted, or frame output set).
-   */
-  PASST_EVENT_KIND_GUEST_CONNECTED = 1,
-  /**
-   * The guest went away (its connection or fd closed).
-   */
-  PASST_EVENT_KIND_GUEST_DISCONNECTED = 2,
-  /**
-   * The guest used a new source address, or changed it: `family` and
-   * `addr` say which (IPv4, IPv6 global and link-local each count).
-   */
-  PASST_EVENT_KIND_GUEST_ADDRESS = 3,
-  /**
-   * A DHCPACK handed `addr` (IPv4) to the guest with MAC `mac`.
-   */
-  PASST_EVENT_KIND_DHCP_LEASE = 4,
-  /**
-   * A DHCPv6 REPLY handed `addr` (IPv6) to the guest with MAC `mac`
-   * (zero if not seen yet).
-   */
-  PASST_EVENT_KIND_DHCPV6_LEASE = 5,
-};
-
-/**
  * Error codes returned (negated) by the functions that return `int`.
  * The numbers never change; new codes are only ever appended.
  */
@@ -144,11 +115,36 @@ enum passt_drop {
 };
 
 /**
+ * What a `passt_event` reports. Never renumbered; new kinds are appended
+ * (ignore kinds you do not know).
+ */
+enum passt_event_kind {
+  /**
+   * A guest attached (connection accepted, or frame output set).
+   */
+  PASST_EVENT_KIND_GUEST_CONNECTED = 1,
+  /**
+   * The guest went away (its connection or fd closed).
+   */
+  PASST_EVENT_KIND_GUEST_DISCONNECTED = 2,
+  /**
+   * The guest used a new source address, or changed it: `family` and
+   * `addr` say which (IPv4, IPv6 global and link-local each count).
+   */
+  PASST_EVENT_KIND_GUEST_ADDRESS = 3,
+  /**
+   * A DHCPACK handed `addr` (IPv4) to the guest with MAC `mac`.
+   */
+  PASST_EVENT_KIND_DHCP_LEASE = 4,
+  /**
+   * A DHCPv6 REPLY handed `addr` (IPv6) to the guest with MAC `mac`
+   * (zero if not seen yet).
+   */
+  PASST_EVENT_KIND_DHCPV6_LEASE = 5,
+};
+
+/**
  * Opaque instance (see `passt_new`).
- *
- * The waker sits outside the cell so that `passt_frame_output_ready` may
- * read it from another thread while the driving thread holds the cell's
- * contents mutably.
  */
 struct passt;
 
@@ -184,7 +180,8 @@ typedef size_t (*passt_frames_fn)(void *userdata, const struct iovec *frames, si
  * removed. The library fills `min(out_size, its own sizeof)` bytes and
  * stores that number in `size`: a program built against an older header
  * gets the fields it knows, one built against a newer header sees from
- * `size` which fields this library filled (the rest are zeroed).
+ * `size` which fields this library filled (it writes nothing beyond:
+ * zero the struct first).
  */
 struct passt_stats {
   /**
@@ -242,7 +239,11 @@ struct passt_event {
    * `sizeof(struct passt_event)` as the library knows it.
    */
   uint32_t size;
-  enum passt_event_kind kind;
+  /**
+   * A `enum passt_event_kind` value (a fixed-size field: ignore values
+   * you do not know).
+   */
+  uint32_t kind;
   /**
    * `AF_INET`, `AF_INET6`, or 0 when the event has no address.
    */

@@ -54,10 +54,9 @@ pub struct passt_config {
 }
 
 /// Opaque instance (see `passt_new`).
-///
-/// The waker sits outside the cell so that `passt_frame_output_ready` may
-/// read it from another thread while the driving thread holds the cell's
-/// contents mutably.
+// The waker sits outside the cell so that `passt_frame_output_ready` may
+// read it from another thread while the driving thread holds the cell's
+// contents mutably.
 pub struct passt {
     waker: Waker,
     inner: UnsafeCell<Inner>,
@@ -734,7 +733,8 @@ pub enum passt_drop {
 /// removed. The library fills `min(out_size, its own sizeof)` bytes and
 /// stores that number in `size`: a program built against an older header
 /// gets the fields it knows, one built against a newer header sees from
-/// `size` which fields this library filled (the rest are zeroed).
+/// `size` which fields this library filled (it writes nothing beyond:
+/// zero the struct first).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct passt_stats {
@@ -869,7 +869,9 @@ pub enum passt_event_kind {
 pub struct passt_event {
     /// `sizeof(struct passt_event)` as the library knows it.
     pub size: u32,
-    pub kind: passt_event_kind,
+    /// A `enum passt_event_kind` value (a fixed-size field: ignore values
+    /// you do not know).
+    pub kind: u32,
     /// `AF_INET`, `AF_INET6`, or 0 when the event has no address.
     pub family: c_int,
     /// The address: 4 bytes for IPv4, 16 for IPv6, network order.
@@ -885,7 +887,7 @@ impl passt_event {
     pub fn from_event(e: &Event) -> passt_event {
         let mut ev = passt_event {
             size: std::mem::size_of::<passt_event>() as u32,
-            kind: passt_event_kind::GuestConnected,
+            kind: passt_event_kind::GuestConnected as u32,
             family: 0,
             addr: [0; 16],
             mac: [0; 6],
@@ -902,19 +904,19 @@ impl passt_event {
             }
         };
         match *e {
-            Event::GuestConnected => ev.kind = passt_event_kind::GuestConnected,
-            Event::GuestDisconnected => ev.kind = passt_event_kind::GuestDisconnected,
+            Event::GuestConnected => ev.kind = passt_event_kind::GuestConnected as u32,
+            Event::GuestDisconnected => ev.kind = passt_event_kind::GuestDisconnected as u32,
             Event::GuestAddress(a) => {
-                ev.kind = passt_event_kind::GuestAddress;
+                ev.kind = passt_event_kind::GuestAddress as u32;
                 set_addr(&mut ev, a);
             }
             Event::DhcpLease { addr, mac } => {
-                ev.kind = passt_event_kind::DhcpLease;
+                ev.kind = passt_event_kind::DhcpLease as u32;
                 set_addr(&mut ev, addr.into());
                 ev.mac = mac;
             }
             Event::Dhcpv6Lease { addr, mac } => {
-                ev.kind = passt_event_kind::Dhcpv6Lease;
+                ev.kind = passt_event_kind::Dhcpv6Lease as u32;
                 set_addr(&mut ev, addr.into());
                 ev.mac = mac;
             }

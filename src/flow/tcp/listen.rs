@@ -93,10 +93,11 @@ impl Tcp {
     /// A message naming the port when an explicit port is forwarded already
     /// or cannot be bound; then nothing of `spec` stays open.
     pub fn forward_add(&mut self, ctx: &mut FlowCtx, spec: &PortSpec) -> Result<usize, String> {
-        for (host, _) in spec.explicit_ports() {
-            if self.listeners.iter().any(|(_, l)| l.host_port == host && binds_overlap(l.bind, spec.bind)) {
-                return Err(format!("TCP port {host} is already forwarded"));
-            }
+        // A set first: ranges and listeners may both number in the tens of thousands.
+        let ours: std::collections::HashSet<u16> =
+            self.listeners.iter().filter(|(_, l)| binds_overlap(l.bind, spec.bind)).map(|(_, l)| l.host_port).collect();
+        if let Some((host, _)) = spec.explicit_ports().find(|(h, _)| ours.contains(h)) {
+            return Err(format!("TCP port {host} is already forwarded"));
         }
         let mut opened = Vec::new();
         match self.listen_spec(ctx, spec, &mut opened) {
