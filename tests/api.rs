@@ -561,6 +561,46 @@ fn a_waker_in_another_thread_makes_the_fd_readable() {
     .unwrap();
 }
 
+#[test]
+fn a_refusing_host_holds_frames_until_ready_and_overflow_is_counted() {
+    need_root!();
+    let ns = TestNs::new("api-hold");
+    ns.run(|| {
+        let mut p = Passt::new(&config(FRAMES)).unwrap();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let got: Frames = Default::default();
+        let (gate, sink) = (open.clone(), got.clone());
+        p.set_frame_output(move |f: &[IoSlice<'_>]| {
+            if !gate.load(std::sync::atomic::Ordering::Relaxed) {
+                return 0;
+            }
+            sink.lock().unwrap().extend(f.iter().map(|x| x.to_vec()));
+            f.len()
+        })
+        .unwrap();
+        // More replies than the 4 MiB queue holds (46 bytes each with framing).
+        const N: usize = 100_000;
+        let req = arp_request(GW);
+        let n = p.frames_input(std::iter::repeat(req.as_slice()).take(N), monotonic_now()).unwrap();
+        assert_eq!(n, N);
+        assert!(got.lock().unwrap().is_empty());
+        // Not told when the host is ready: polled every millisecond.
+        assert_eq!(p.process(monotonic_now()).unwrap(), Some(Duration::from_millis(1)));
+        let full = p.stats().counters.drops[Drop::TxFull as usize];
+        assert!(full > 0 && full < N as u64 / 2, "overflow counted: {full}");
+        open.store(true, std::sync::atomic::Ordering::Relaxed);
+        p.frame_output_ready();
+        assert!(wait_readable(p.fd(), 1000), "ready makes the fd readable");
+        p.process(monotonic_now()).unwrap();
+        let got = got.lock().unwrap();
+        assert_eq!(got.len() as u64 + full, N as u64, "every reply delivered or counted");
+        assert!(got.iter().all(|f| is_arp_reply(f, GW)));
+        assert_eq!(p.stats().counters.frames_out, got.len() as u64);
+        Ok(())
+    })
+    .unwrap();
+}
+
 // ---- Events. -----------------------------------------------------------------
 
 #[test]
