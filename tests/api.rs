@@ -833,6 +833,70 @@ fn instances_in_parallel_threads_each_get_their_own_traffic() {
     .unwrap();
 }
 
+#[test]
+fn tap_instances_in_parallel_threads_each_carry_their_guests_tcp() {
+    need_root!();
+    const THREADS: usize = 4;
+    const SIZE: usize = 2 << 20;
+    let host = TestNs::new("api-par-h");
+    let guests: Vec<TestNs> = (0..THREADS).map(|t| TestNs::new(&format!("api-par-g{t}"))).collect();
+    let data = Arc::new(pattern(SIZE));
+    host.run(|| {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = guests
+                .iter()
+                .enumerate()
+                .map(|(t, guest)| {
+                    let data = data.clone();
+                    // Spawned from inside the host namespace: the thread is there too.
+                    s.spawn(move || -> Result<(), String> {
+                        let server = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+                        let port = server.local_addr().unwrap().port();
+                        let sent = data.clone();
+                        std::thread::spawn(move || {
+                            if let Ok((mut c, _)) = server.accept() {
+                                let _ = c.write_all(&sent);
+                            }
+                        });
+                        let mut p = netns_instance(guest);
+                        let path = guest.path.clone();
+                        let got = pump(&mut p, move || {
+                            passt::sys::netns::run_in_netns(&path, move || {
+                                let to: SocketAddr = format!("10.0.2.2:{port}").parse().unwrap();
+                                // The guest's link may still be coming up: retry briefly.
+                                let mut s = (0..50)
+                                    .find_map(|_| {
+                                        TcpStream::connect_timeout(&to, Duration::from_secs(2))
+                                            .map_err(|_| std::thread::sleep(Duration::from_millis(100)))
+                                            .ok()
+                                    })
+                                    .ok_or_else(|| std::io::Error::other("no connection"))?;
+                                s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                                let mut got = Vec::with_capacity(SIZE);
+                                s.read_to_end(&mut got)?;
+                                Ok(got)
+                            })
+                        })
+                        .map_err(|e| format!("guest {t}: {e}"))?;
+                        if got != *data {
+                            return Err(format!("guest {t}: {} bytes, not the {SIZE} sent", got.len()));
+                        }
+                        let st = p.stats();
+                        if st.counters.frames_in == 0 || st.tcp.peak != 1 || st.counters.guest_connects != 1 {
+                            return Err(format!("guest {t}: stats {st:?}"));
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            let errors: Vec<String> = handles.into_iter().filter_map(|h| h.join().expect("thread").err()).collect();
+            assert!(errors.is_empty(), "{errors:#?}");
+        });
+        Ok(())
+    })
+    .unwrap();
+}
+
 // ---- Logging. ----------------------------------------------------------------
 
 #[test]
