@@ -420,10 +420,12 @@ fn forwards_added_and_removed_at_run_time() {
         assert_eq!(p.stats().udp.current, 0, "inbound flows end with their port");
         pump(&mut p, move || {
             let mut buf = [0u8; 64];
+            // (Late echoes of the earlier pings may still be queued: only
+            // an answer to these counts.)
             for _ in 0..3 {
-                client.send(b"ping over udp").unwrap();
+                client.send(b"after remove").unwrap();
                 if let Ok(n) = client.recv(&mut buf) {
-                    panic!("an answer after remove: {:?}", &buf[..n]);
+                    assert_ne!(&buf[..n], b"after remove", "an answer after remove");
                 }
             }
         });
