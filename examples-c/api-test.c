@@ -10,15 +10,25 @@
  *                      answering an ARP request each through their own
  *                      output callback, and a "socket" instance in a
  *                      temporary directory (socket file present while the
- *                      instance lives, gone after passt_free()).
+ *                      instance lives, gone after passt_free()); batched
+ *                      input, statistics, output back-pressure with
+ *                      passt_frame_output_ready(), events, a TCP port
+ *                      forwarded at run time on 127.0.0.1 (a connection
+ *                      becomes a SYN to the guest; refused once removed),
+ *                      and the panic boundary (passt_debug_inject_panic:
+ *                      the instance is disabled, this program goes on).
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +97,16 @@ static void test_null_handling(void)
 	CHECK(passt_config_set_log(NULL, count_log, NULL, 7) == -PASST_ERROR_NULL, "set_log(NULL)");
 	CHECK(passt_set_frame_output(NULL, NULL, NULL) == -PASST_ERROR_NULL, "set_frame_output(NULL)");
 	CHECK(passt_frame_input(NULL, "x", 1, 0) == -PASST_ERROR_NULL, "frame_input(NULL)");
+	CHECK(passt_frames_input(NULL, NULL, 0, 0) == -PASST_ERROR_NULL, "frames_input(NULL)");
+	CHECK(passt_frame_output_ready(NULL) == -PASST_ERROR_NULL, "frame_output_ready(NULL)");
+	CHECK(passt_forward_add(NULL, "tcp", "1") == -PASST_ERROR_NULL, "forward_add(NULL)");
+	CHECK(passt_forward_remove(NULL, "tcp", "1") == -PASST_ERROR_NULL, "forward_remove(NULL)");
+	CHECK(passt_stats(NULL, NULL, 0) == -PASST_ERROR_NULL, "stats(NULL)");
+	CHECK(passt_set_event_callback(NULL, NULL, NULL) == -PASST_ERROR_NULL, "set_event_callback(NULL)");
+	CHECK(passt_debug_inject_panic(NULL) == -PASST_ERROR_NULL, "debug_inject_panic(NULL)");
+	CHECK(passt_drop_name(PASST_DROP_TX_FULL) && strcmp(passt_drop_name(PASST_DROP_TX_FULL), "tx-full") == 0,
+	      "drop name of PASST_DROP_TX_FULL: %s", passt_drop_name(PASST_DROP_TX_FULL));
+	CHECK(passt_drop_name(PASST_DROP_SLOTS) == NULL && passt_drop_name(-1) == NULL, "unknown drop names");
 
 	CHECK(passt_new(NULL, err, sizeof(err)) == NULL, "passt_new(NULL) made an instance");
 	CHECK(*err && strcmp(err, "untouched"), "passt_new(NULL) gave no reason");
@@ -434,6 +454,220 @@ out:
 	rmdir(dir);
 }
 
+/* Output gate for the back-pressure test: takes nothing while closed. */
+struct gated_sink {
+	bool open;
+	size_t refused;
+	struct frame_sink frames;
+};
+
+static size_t gated_frames(void *userdata, const struct iovec *frames, size_t n)
+{
+	struct gated_sink *g = userdata;
+
+	if (!g->open) {
+		g->refused++;
+		return 0;
+	}
+	return collect_frames(&g->frames, frames, n);
+}
+
+static void count_event(void *userdata, const struct passt_event *ev)
+{
+	int *counts = userdata;
+
+	if (ev->size >= sizeof(*ev) && ev->kind > 0 && ev->kind < 8)
+		counts[ev->kind]++;
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+/* Batches, statistics, back-pressure, events. */
+static void test_live_stats_and_backpressure(void)
+{
+	static struct gated_sink g = { .open = false, .frames = { .name = "gated" } };
+	struct passt *p = new_frames_instance("02:00:00:00:00:0c");
+	struct passt_stats st;
+	unsigned char frame[64];
+	size_t len = build_arp_request(frame);
+	struct iovec iov[3];
+	int events[8] = { 0 };
+	size_t bytes;
+	int rc, i, arps;
+
+	if (!p)
+		return;
+	CHECK(passt_set_event_callback(p, count_event, events) == 0, "%s", passt_last_error(p));
+	CHECK(passt_set_frame_output(p, gated_frames, &g) == 0, "%s", passt_last_error(p));
+	CHECK(events[PASST_EVENT_KIND_GUEST_CONNECTED] == 1, "guest-connected events: %d",
+	      events[PASST_EVENT_KIND_GUEST_CONNECTED]);
+	for (i = 0; i < 3; i++) {
+		iov[i].iov_base = frame;
+		iov[i].iov_len = len;
+	}
+	rc = passt_frames_input(p, iov, 3, now_ns());
+	CHECK(rc == 3, "frames_input: %d %s", rc, passt_last_error(p));
+	CHECK(g.refused > 0 && g.frames.count == 0, "the closed gate took frames");
+	/* Held back, and polled for since we never said we are ready. */
+	rc = passt_process(p, now_ns());
+	CHECK(rc == 1, "process with frames held back: %d", rc);
+
+	g.open = true;
+	CHECK(passt_frame_output_ready(p) == 0, "frame_output_ready");
+	CHECK(fd_readable(passt_fd(p)), "passt_fd not readable after frame_output_ready");
+	rc = passt_process(p, now_ns());
+	CHECK(rc >= -1, "process: %d %s", rc, passt_last_error(p));
+	for (i = 0, arps = 0, bytes = 0; i < (int)g.frames.count; i++) {
+		bytes += g.frames.len[i];
+		arps += g.frames.len[i] >= 42 && g.frames.data[i][12] == 8 && g.frames.data[i][13] == 6;
+	}
+	/* With IPv6 on the host, a router advertisement greets the guest too. */
+	CHECK(arps == 3, "%d ARP replies after ready, not 3", arps);
+	check_arp_reply(&g.frames, (const unsigned char[6]){ 0x02, 0, 0, 0, 0, 0x0c });
+
+	memset(&st, 0, sizeof(st));
+	rc = passt_stats(p, &st, sizeof(st));
+	CHECK(rc == (int)sizeof(st) && st.size == sizeof(st), "stats: %d, size %llu", rc,
+	      (unsigned long long)st.size);
+	CHECK(st.frames_in == 3 && st.frames_out == g.frames.count, "frames in %llu out %llu (taken %zu)",
+	      (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, g.frames.count);
+	CHECK(st.bytes_out == bytes, "bytes out %llu, taken %zu", (unsigned long long)st.bytes_out, bytes);
+	CHECK(st.guest_connects == 1, "guest connects %llu", (unsigned long long)st.guest_connects);
+	passt_frame_input(p, frame, 5, now_ns());
+	passt_stats(p, &st, sizeof(st));
+	CHECK(st.drops[PASST_DROP_TRUNCATED] == 1, "truncated drops %llu",
+	      (unsigned long long)st.drops[PASST_DROP_TRUNCATED]);
+	passt_free(p);
+}
+
+/* Collects TCP SYNs to the guest. */
+static size_t count_syns(void *userdata, const struct iovec *frames, size_t n)
+{
+	int *syns = userdata;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const unsigned char *f = frames[i].iov_base;
+
+		/* IPv4, TCP, flags SYN without ACK, to guest port 8080 */
+		if (frames[i].iov_len >= 54 && f[12] == 8 && f[13] == 0 && f[23] == 6 &&
+		    f[36] == 0x1f && f[37] == 0x90 && (f[47] & 0x12) == 0x02)
+			++*syns;
+	}
+	return n;
+}
+
+static int free_loopback_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(s, (struct sockaddr *)&a, &alen) == 0)
+		port = ntohs(a.sin_port);
+	if (s >= 0)
+		close(s);
+	return port;
+}
+
+static int connect_loopback(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s = socket(AF_INET, SOCK_STREAM, 0), rc;
+
+	if (s < 0)
+		return -errno;
+	rc = connect(s, (struct sockaddr *)&a, sizeof(a));
+	if (rc < 0) {
+		rc = -errno;
+		close(s);
+		return rc;
+	}
+	return s;
+}
+
+/* A TCP forward added at run time: a connection becomes a SYN to the guest. */
+static void test_live_forward(void)
+{
+	struct passt *p = new_frames_instance("02:00:00:00:00:0d");
+	char spec[64];
+	int port = free_loopback_port(), syns = 0, s, rc, i;
+
+	if (!p || port < 0) {
+		CHECK(port >= 0, "no free loopback port");
+		passt_free(p);
+		return;
+	}
+	CHECK(passt_set_frame_output(p, count_syns, &syns) == 0, "%s", passt_last_error(p));
+	CHECK(passt_forward_add(p, "sctp", "1") == -PASST_ERROR_INVALID, "protocol sctp accepted");
+	CHECK(contains(passt_last_error(p), "sctp"), "message '%s'", passt_last_error(p));
+	CHECK(passt_forward_add(p, "tcp", "70000") == -PASST_ERROR_INVALID, "port 70000 accepted");
+	CHECK(contains(passt_last_error(p), "70000"), "message '%s'", passt_last_error(p));
+	CHECK(passt_forward_remove(p, "udp", "127.0.0.1/9") == -PASST_ERROR_INVALID, "removed a forward never added");
+	CHECK(contains(passt_last_error(p), "no forwarded port"), "message '%s'", passt_last_error(p));
+
+	snprintf(spec, sizeof(spec), "127.0.0.1/%d:8080", port);
+	rc = passt_forward_add(p, "tcp", spec);
+	CHECK(rc == 1, "forward_add %s: %d %s", spec, rc, passt_last_error(p));
+	CHECK(passt_forward_add(p, "tcp", spec) == -PASST_ERROR_INVALID, "the same forward twice");
+	s = connect_loopback(port);
+	CHECK(s >= 0, "connect to the forwarded port: %s", strerror(-s));
+	for (i = 0; i < 100 && !syns; i++) {
+		struct pollfd pfd = { .fd = passt_fd(p), .events = POLLIN };
+
+		poll(&pfd, 1, 10);
+		passt_process(p, now_ns());
+	}
+	CHECK(syns == 1, "%d SYNs to the guest for one connection", syns);
+	if (s >= 0)
+		close(s);
+
+	snprintf(spec, sizeof(spec), "127.0.0.1/%d", port);
+	rc = passt_forward_remove(p, "tcp", spec);
+	CHECK(rc == 1, "forward_remove %s: %d %s", spec, rc, passt_last_error(p));
+	s = connect_loopback(port);
+	CHECK(s == -ECONNREFUSED, "connect after remove: %s", s < 0 ? strerror(-s) : "connected");
+	if (s >= 0)
+		close(s);
+	passt_free(p);
+}
+
+/* An internal error disables one instance; the host program goes on. */
+static void test_live_panic(void)
+{
+	struct passt *p = new_frames_instance("02:00:00:00:00:0e");
+	struct passt *q;
+	struct passt_stats st;
+	unsigned char frame[64];
+	size_t len = build_arp_request(frame);
+	int rc;
+
+	if (!p)
+		return;
+	CHECK(passt_debug_inject_panic(p) == 0, "%s", passt_last_error(p));
+	rc = passt_process(p, now_ns());
+	CHECK(rc == -PASST_ERROR_PANIC, "process after an injected panic: %d", rc);
+	CHECK(passt_process(p, now_ns()) == -PASST_ERROR_PANIC, "later process");
+	CHECK(passt_frame_input(p, frame, len, now_ns()) == -PASST_ERROR_PANIC, "later frame_input");
+	CHECK(passt_stats(p, &st, sizeof(st)) == -PASST_ERROR_PANIC, "later stats");
+	CHECK(contains(passt_last_error(p), "panic"), "last error '%s'", passt_last_error(p));
+	passt_free(p);
+
+	/* Still alive, and able to make a working instance. */
+	q = new_frames_instance("02:00:00:00:00:0f");
+	if (!q)
+		return;
+	CHECK(passt_process(q, now_ns()) >= -1, "a new instance after a panic: %s", passt_last_error(q));
+	passt_free(q);
+}
+
 int main(int argc, char **argv)
 {
 	bool live = argc == 2 && strcmp(argv[1], "--live") == 0;
@@ -452,6 +686,9 @@ int main(int argc, char **argv)
 	if (live) {
 		test_live_frames();
 		test_live_socket();
+		test_live_stats_and_backpressure();
+		test_live_forward();
+		test_live_panic();
 	}
 
 	if (failures) {

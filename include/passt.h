@@ -1,3 +1,24 @@
+/*
+ * libpasst: user-mode networking for virtual machines and namespaces.
+ *
+ * ABI policy (docs/abi-policy.md has the whole of it):
+ * - The soname, libpasst.so.0, changes only for an incompatible change;
+ *   passt_version() gives the release.
+ * - Within a soname, things are only ever added: functions, configuration
+ *   keys (passt_config_set), enum values (never renumbered), and fields at
+ *   the end of the versioned structs. Nothing is removed, renamed, retyped
+ *   or reordered.
+ * - Versioned structs (struct passt_stats, struct passt_event) start with
+ *   their size: the library fills what both sides know and says how much.
+ * - Unknown enum values (a newer library's event kinds, drop reasons) are
+ *   to be ignored by callers.
+ * - Handles are opaque; their layout is not part of the ABI.
+ * Threads: an instance is driven by one thread at a time (any thread);
+ * several instances may run in several threads. Callbacks run on the
+ * calling thread and must not call back into the same instance.
+ * passt_frame_output_ready() alone may be called from any thread.
+ */
+
 #ifndef PASST_H
 #define PASST_H
 
@@ -43,6 +64,86 @@ enum passt_error {
 };
 
 /**
+ * Why frames were dropped: indices into `passt_stats.drops`. Never
+ * renumbered; new reasons are appended (up to `PASST_DROP_SLOTS`).
+ */
+enum passt_drop {
+  /**
+   * Shorter than a header or than its own length fields.
+   */
+  PASST_DROP_TRUNCATED = 0,
+  /**
+   * A length field inconsistent with the frame.
+   */
+  PASST_DROP_BAD_LENGTH = 1,
+  /**
+   * An IP header or L4 checksum was wrong.
+   */
+  PASST_DROP_BAD_CHECKSUM = 2,
+  /**
+   * Malformed fields (version, options...).
+   */
+  PASST_DROP_MALFORMED = 3,
+  /**
+   * Valid but unsupported (fragments, VLAN, unknown protocol...).
+   */
+  PASST_DROP_UNSUPPORTED = 4,
+  /**
+   * Not for us (another MAC, a martian address...).
+   */
+  PASST_DROP_NOT_FOR_US = 5,
+  /**
+   * A limit was reached (flows, fds, memory).
+   */
+  PASST_DROP_LIMIT = 6,
+  /**
+   * Too large for the framing or our buffers.
+   */
+  PASST_DROP_OVERSIZE = 7,
+  /**
+   * A frame for the guest that the guest side could not take (queue full).
+   */
+  PASST_DROP_TX_FULL = 8,
+  /**
+   * A feature switched off by configuration (no-udp...).
+   */
+  PASST_DROP_DISABLED = 9,
+  /**
+   * The length of `passt_stats.drops`: room for future reasons.
+   */
+  PASST_DROP_SLOTS = 32,
+};
+
+/**
+ * What a `passt_event` reports. Never renumbered; new kinds are appended
+ * (ignore kinds you do not know).
+ */
+enum passt_event_kind {
+  /**
+   * A guest attached (connection accepted, or frame output set).
+   */
+  PASST_EVENT_KIND_GUEST_CONNECTED = 1,
+  /**
+   * The guest went away (its connection or fd closed).
+   */
+  PASST_EVENT_KIND_GUEST_DISCONNECTED = 2,
+  /**
+   * The guest used a new source address, or changed it: `family` and
+   * `addr` say which (IPv4, IPv6 global and link-local each count).
+   */
+  PASST_EVENT_KIND_GUEST_ADDRESS = 3,
+  /**
+   * A DHCPACK handed `addr` (IPv4) to the guest with MAC `mac`.
+   */
+  PASST_EVENT_KIND_DHCP_LEASE = 4,
+  /**
+   * A DHCPv6 REPLY handed `addr` (IPv6) to the guest with MAC `mac`
+   * (zero if not seen yet).
+   */
+  PASST_EVENT_KIND_DHCPV6_LEASE = 5,
+};
+
+/**
  * Opaque instance (see `passt_new`).
  */
 struct passt;
@@ -61,12 +162,110 @@ typedef void (*passt_log_fn)(void *userdata, int level, const char *msg);
 /**
  * A host callback receiving host->guest frames for the `frames` attachment.
  * `frames` points to `n` iovecs, one frame each (Ethernet header first, no
- * length prefix), valid only during the call. Returns how many frames it
- * took, in order (fewer than `n` is back-pressure: the rest are dropped and
- * counted; TCP data is sent again later). Runs on the thread that called
- * into the library; must not call back into the same instance.
+ * length prefix), valid only during the call (copy what you keep).
+ * Returns how many frames it took, in order. Taking fewer than `n` is
+ * back-pressure: the rest stay queued, in order, and are offered again
+ * later (see `passt_frame_output_ready()`); nothing is lost while the
+ * queue (4 MiB) has room, and beyond that TCP waits and datagrams for the
+ * guest are dropped and counted as `PASST_DROP_TX_FULL`. Runs on the
+ * thread that called into the library; must not call back into the same
+ * instance (except `passt_frame_output_ready()`).
  */
 typedef size_t (*passt_frames_fn)(void *userdata, const struct iovec *frames, size_t n);
+
+/**
+ * Statistics of an instance, filled by `passt_stats()`.
+ *
+ * Versioning: fields are only ever appended, never moved, resized or
+ * removed. The library fills `min(out_size, its own sizeof)` bytes and
+ * stores that number in `size`: a program built against an older header
+ * gets the fields it knows, one built against a newer header sees from
+ * `size` which fields this library filled (it writes nothing beyond:
+ * zero the struct first).
+ */
+struct passt_stats {
+  /**
+   * Bytes of this struct the library filled.
+   */
+  uint64_t size;
+  /**
+   * Frames from the guest (whatever became of them) and their bytes.
+   */
+  uint64_t frames_in;
+  uint64_t bytes_in;
+  /**
+   * Frames handed to the guest side (written, or taken by the output
+   * callback) and their bytes.
+   */
+  uint64_t frames_out;
+  uint64_t bytes_out;
+  /**
+   * Frames dropped, indexed by `enum passt_drop` (slots beyond the
+   * reasons this library knows stay 0). `passt_drop_name()` names them.
+   */
+  uint64_t drops[32];
+  /**
+   * Flows open now, and the most open at once, per protocol.
+   */
+  uint64_t tcp_flows;
+  uint64_t tcp_flows_peak;
+  uint64_t udp_flows;
+  uint64_t udp_flows_peak;
+  uint64_t icmp_flows;
+  uint64_t icmp_flows_peak;
+  /**
+   * Sockets listening for forwarded TCP ports, bound for UDP ports.
+   */
+  uint64_t tcp_forwards;
+  uint64_t udp_forwards;
+  /**
+   * Guests attached so far (accepted connections, fd/tap start, frame
+   * output set).
+   */
+  uint64_t guest_connects;
+  /**
+   * Addresses handed out: DHCPACKs, DHCPv6 REPLYs with an address.
+   */
+  uint64_t dhcp_leases;
+  uint64_t dhcpv6_leases;
+};
+
+/**
+ * One event, valid only during the callback. Versioning: `size` is the
+ * number of bytes the library filled; fields are only ever appended.
+ */
+struct passt_event {
+  /**
+   * `sizeof(struct passt_event)` as the library knows it.
+   */
+  uint32_t size;
+  /**
+   * A `enum passt_event_kind` value (a fixed-size field: ignore values
+   * you do not know).
+   */
+  uint32_t kind;
+  /**
+   * `AF_INET`, `AF_INET6`, or 0 when the event has no address.
+   */
+  int family;
+  /**
+   * The address: 4 bytes for IPv4, 16 for IPv6, network order.
+   */
+  uint8_t addr[16];
+  /**
+   * The guest's MAC address when the event has one, else zero.
+   */
+  uint8_t mac[6];
+  /**
+   * Zero; room for future fields.
+   */
+  uint8_t reserved[30];
+};
+
+/**
+ * A host event callback; `ev` is valid only during the call.
+ */
+typedef void (*passt_event_fn)(void *userdata, const struct passt_event *ev);
 
 #ifdef __cplusplus
 extern "C" {
@@ -158,17 +357,19 @@ struct passt *passt_new(const struct passt_config *c, char *err, size_t errlen);
 
 /**
  * Frees an instance: closes every socket and fd it opened, removes its
- * listening socket file. NULL is a no-op.
+ * listening socket file. NULL is a no-op. Works on an instance disabled
+ * by a caught panic too.
  *
  * # Safety
- * `p` is NULL or comes from `passt_new()` and is not used afterwards.
+ * `p` is NULL or comes from `passt_new()` and is not used afterwards (by
+ * any thread).
  */
 void passt_free(struct passt *p);
 
 /**
  * The one fd to poll for readability: readable whenever the instance has
- * work (guest frames, host sockets). Owned by the instance: do not close.
- * -1 if `p` is NULL.
+ * work (guest frames, host sockets, `passt_frame_output_ready()`). Owned
+ * by the instance: do not close. -1 if `p` is NULL.
  *
  * # Safety
  * `p` is NULL or a live pointer from `passt_new()`.
@@ -184,6 +385,8 @@ int passt_fd(const struct passt *p);
  * for `passt_fd()` only), or below -1 a negated `passt_error` when the
  * instance cannot go on (`passt_last_error()` says why). A NULL `p`
  * gives `-PASST_ERROR_INVALID` (not -1, which means "no deadline").
+ * After an internal error (`-PASST_ERROR_PANIC`) every later call on the
+ * instance returns that code at once; only `passt_free()` remains useful.
  *
  * # Safety
  * `p` is NULL or a live pointer from `passt_new()`; one thread at a time.
@@ -201,6 +404,8 @@ const char *passt_last_error(const struct passt *p);
 
 /**
  * Replaces the instance's log callback (see `passt_config_set_log`).
+ * Messages a guest can trigger at will are rate-limited (one line per
+ * kind every 5 s, with the number suppressed).
  *
  * # Safety
  * `p` is NULL or a live pointer from `passt_new()`; `func`/`userdata`
@@ -210,8 +415,9 @@ void passt_set_log(struct passt *p, passt_log_fn func, void *userdata, int max_l
 
 /**
  * Sets the callback that receives host->guest frames for an instance
- * created with the "frames" attachment. Returns 0, or
- * `-PASST_ERROR_UNSUPPORTED` for other attachments.
+ * created with the "frames" attachment (see `passt_frames_fn` for
+ * back-pressure). Returns 0, or `-PASST_ERROR_UNSUPPORTED` for other
+ * attachments.
  *
  * # Safety
  * `p` is a live pointer from `passt_new()`; `func`/`userdata` stay valid
@@ -232,7 +438,119 @@ int passt_set_frame_output(struct passt *p, passt_frames_fn func, void *userdata
 int passt_frame_input(struct passt *p, const void *frame, size_t len, uint64_t now_ns);
 
 /**
- * The library's version, e.g. "0.1.0". A static string.
+ * Hands `n` guest->host frames (one per iovec, each starting with the
+ * Ethernet header) to an instance with the "frames" attachment and
+ * processes them as one batch: acknowledgements are coalesced and
+ * datagrams sent together, then replies are flushed to the output
+ * callback. Returns how many frames were taken (all `n`: malformed frames
+ * are dropped and counted, not errors), or a negative `passt_error`
+ * (`-PASST_ERROR_INVALID` if `n` exceeds `INT_MAX`). The iovecs and frames
+ * need only stay valid during the call.
+ *
+ * # Safety
+ * `p` is a live pointer from `passt_new()`; `frames` points to `n` iovecs
+ * (or is NULL when `n` is 0), each valid for `iov_len` bytes.
+ */
+int passt_frames_input(struct passt *p, const struct iovec *frames, size_t n, uint64_t now_ns);
+
+/**
+ * Tells a "frames" instance that its output callback can take frames
+ * again after taking fewer than offered: `passt_fd()` becomes readable and
+ * the next `passt_process()` offers the held-back frames. Hosts that call
+ * this are not polled: without it, `passt_process()` returns a deadline of
+ * 1 ms while frames are held back. The one function that may be called
+ * from any thread, at any time, even during another call on `p` (from the
+ * output callback, for instance). Returns 0, or `-PASST_ERROR_NULL`.
+ *
+ * # Safety
+ * `p` is NULL or a live pointer from `passt_new()`, not being freed.
+ */
+int passt_frame_output_ready(const struct passt *p);
+
+/**
+ * Forwards more host ports to the guest while the instance runs, as the
+ * `-t`/`-u` options do at start: `proto` is "tcp" or "udp", `spec` in
+ * their syntax ("8080", "2222:22", "127.0.0.1/5000-5010", "~22", "all").
+ * Returns the number of sockets opened (>= 0), or `-PASST_ERROR_INVALID`
+ * with `passt_last_error()` naming the spec and the reason: it does not
+ * parse, the protocol is disabled, a port is forwarded already or is bound
+ * by another process. On error nothing of `spec` stays open.
+ *
+ * # Safety
+ * `p` is a live pointer from `passt_new()`; `proto` and `spec` are
+ * NUL-terminated strings; one thread at a time.
+ */
+int passt_forward_add(struct passt *p, const char *proto, const char *spec);
+
+/**
+ * Stops forwarding the host ports `spec` names (`proto` "tcp" or "udp";
+ * the same bind address as when added; "all" for every port): their
+ * sockets are closed, so new connections and datagrams are refused. TCP
+ * connections accepted earlier continue until they end; UDP flows that
+ * came in through those ports end at once. Returns the number of sockets
+ * closed (> 0), or `-PASST_ERROR_INVALID` when `spec` does not parse or
+ * matches no forwarded port (`passt_last_error()` says which).
+ *
+ * # Safety
+ * As for `passt_forward_add()`.
+ */
+int passt_forward_remove(struct passt *p, const char *proto, const char *spec);
+
+/**
+ * Copies the instance's statistics into `out`: `min(out_size,
+ * sizeof(struct passt_stats))` bytes, `out->size` set to that number when
+ * `out_size >= 8` (see `struct passt_stats` for the versioning rule).
+ * Pass `sizeof(struct passt_stats)` as `out_size`. Returns the number of
+ * bytes written, or a negative `passt_error`. Cheap: counters are kept as
+ * the instance runs; flows are counted from the tables' sizes.
+ *
+ * # Safety
+ * `p` is a live pointer from `passt_new()`; `out` is valid for writes of
+ * `out_size` bytes; one thread at a time.
+ */
+int passt_stats(const struct passt *p, struct passt_stats *out, size_t out_size);
+
+/**
+ * A short stable name for a drop reason ("truncated", "tx-full"...), or
+ * NULL for an index this library does not know. A static string.
+ */
+const char *passt_drop_name(int reason);
+
+/**
+ * Sets (or, with a NULL `func`, clears) the event callback: guest
+ * attached or gone, guest addresses seen, DHCP/DHCPv6 leases handed out
+ * (see `enum passt_event_kind`). Events are delivered on the calling
+ * thread before the call that caused them (`passt_process()`,
+ * `passt_frame_input()`...) returns; the callback must not call back into
+ * the same instance. Events of a `fd` or `netns` attachment's start
+ * happen in `passt_new()`, before a callback can be set. Returns 0 or a
+ * negative `passt_error`.
+ *
+ * # Safety
+ * `p` is a live pointer from `passt_new()`; `func`/`userdata` stay valid
+ * while the instance lives; one thread at a time.
+ */
+int passt_set_event_callback(struct passt *p, passt_event_fn func, void *userdata);
+
+/**
+ * Testing aid, never needed in production: makes the next
+ * `passt_process()` on `p` panic inside the library, so that a host (and
+ * our test suite) can check what happens then: that call returns
+ * `-PASST_ERROR_PANIC`, the instance is disabled (every later call returns
+ * the same code, `passt_last_error()` says so), `passt_free()` still
+ * releases everything, and the host process carries on. Returns 0 or a
+ * negative `passt_error`.
+ *
+ * # Safety
+ * `p` is a live pointer from `passt_new()`; one thread at a time.
+ */
+int passt_debug_inject_panic(struct passt *p);
+
+/**
+ * The library's version, e.g. "0.1.0". A static string. See the ABI
+ * policy at the top of this header: the soname (libpasst.so.0) changes
+ * only for an incompatible change; within it, functions, config keys,
+ * enum values and trailing struct fields are only ever added.
  */
 const char *passt_version(void);
 

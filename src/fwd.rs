@@ -129,6 +129,16 @@ impl PortSpec {
         self.excluded.iter().any(|(a, b)| (*a..=*b).contains(&port))
     }
 
+    /// Whether a forwarded socket on host `port`, opened for a spec with
+    /// bind address `bind`, is what this spec names for removal: the same
+    /// bind address, and the port listed (or any port, for `all`).
+    pub fn names_for_removal(&self, bind: Option<IpAddr>, port: u16) -> bool {
+        if self.bind != bind || self.is_excluded(port) {
+            return false;
+        }
+        self.all || self.ranges.iter().any(|r| (r.first..=r.last).contains(&port))
+    }
+
     /// Every (host port, guest port) pair this spec forwards explicitly
     /// (`all` is resolved by the caller, which knows what the host binds).
     pub fn explicit_ports(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
@@ -136,6 +146,15 @@ impl PortSpec {
             .iter()
             .flat_map(|r| (r.first..=r.last).map(move |p| (p, r.guest_port(p))))
             .filter(|(p, _)| !self.is_excluded(*p))
+    }
+}
+
+/// Whether sockets bound on `a` and `b` (`None`: the wildcard) would
+/// take the same traffic for a port.
+pub fn binds_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x == y || x.is_unspecified() || y.is_unspecified(),
+        _ => true,
     }
 }
 
@@ -160,6 +179,21 @@ mod tests {
         assert!(PortSpec::parse("~22").unwrap().all);
         assert!(PortSpec::parse("all").unwrap().all);
         assert!(PortSpec::parse("none").unwrap().none);
+    }
+
+    #[test]
+    fn removal_and_overlap() {
+        let s = PortSpec::parse("8000-8002,~8001").unwrap();
+        assert!(s.names_for_removal(None, 8000) && s.names_for_removal(None, 8002));
+        assert!(!s.names_for_removal(None, 8001) && !s.names_for_removal(None, 7999));
+        assert!(!s.names_for_removal(Some("127.0.0.1".parse().unwrap()), 8000));
+        let all = PortSpec::parse("127.0.0.1/all").unwrap();
+        assert!(all.names_for_removal(Some("127.0.0.1".parse().unwrap()), 12345));
+        assert!(!all.names_for_removal(None, 12345));
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(binds_overlap(None, Some(lo)) && binds_overlap(Some(lo), Some(lo)));
+        assert!(binds_overlap(Some("0.0.0.0".parse().unwrap()), Some(lo)));
+        assert!(!binds_overlap(Some(lo), Some("127.0.0.2".parse().unwrap())));
     }
 
     #[test]

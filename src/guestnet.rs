@@ -85,28 +85,29 @@ impl GuestNet {
         self.v6.as_ref().map(|n| n.observed.unwrap_or(n.assigned))
     }
 
-    /// Records a source address seen in a guest frame.
-    pub fn observe(&mut self, src: IpAddr) {
+    /// Records a source address seen in a guest frame; whether it is new
+    /// (the first of its kind, or a change).
+    pub fn observe(&mut self, src: IpAddr) -> bool {
+        fn set<T: PartialEq>(slot: &mut Option<T>, v: T) -> bool {
+            if slot.as_ref() == Some(&v) {
+                return false;
+            }
+            *slot = Some(v);
+            true
+        }
         match src {
-            IpAddr::V4(a) => {
-                if let Some(n) = self.v4.as_mut() {
-                    if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() && !a.is_loopback() {
-                        n.observed = Some(a);
-                    }
+            IpAddr::V4(a) => match self.v4.as_mut() {
+                Some(n) if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() && !a.is_loopback() => {
+                    set(&mut n.observed, a)
                 }
-            }
-            IpAddr::V6(a) => {
-                if let Some(n) = self.v6.as_mut() {
-                    if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
-                        return;
-                    }
-                    if crate::wire::ipv6::is_link_local(&a) {
-                        n.observed_ll = Some(a);
-                    } else {
-                        n.observed = Some(a);
-                    }
-                }
-            }
+                _ => false,
+            },
+            IpAddr::V6(a) => match self.v6.as_mut() {
+                Some(_) if a.is_unspecified() || a.is_multicast() || a.is_loopback() => false,
+                Some(n) if crate::wire::ipv6::is_link_local(&a) => set(&mut n.observed_ll, a),
+                Some(n) => set(&mut n.observed, a),
+                None => false,
+            },
         }
     }
 
@@ -174,10 +175,12 @@ impl GuestNet {
                 Some((SocketAddr::new(src.into(), peer.port()), SocketAddr::new(dst.into(), 0)))
             }
             IpAddr::V6(ip) => {
-                let n = self.v6.as_ref()?;
+                // Before looking at IPv6: a dual-stack socket reports IPv4
+                // peers this way even when the guest has no IPv6.
                 if let Some(v4) = ip.to_ipv4_mapped() {
                     return self.inbound(SocketAddr::new(v4.into(), peer.port()));
                 }
+                let n = self.v6.as_ref()?;
                 let (src, dst) = if ip.is_loopback() || ip.is_unspecified() {
                     match (n.map_host_loopback.or(n.gateway), n.observed.or(Some(n.assigned))) {
                         (Some(gw), Some(g)) if !crate::wire::ipv6::is_link_local(&gw) => (gw, g),
@@ -240,6 +243,35 @@ mod tests {
             }),
             search: vec![],
         }
+    }
+
+    #[test]
+    fn mapped_ipv4_peer_reaches_an_ipv4_only_guest() {
+        let mut n = GuestNet {
+            our_mac: [2; 6],
+            guest_mac: None,
+            mtu: 1500,
+            v4: Some(Net4 {
+                assigned: "10.0.2.15".parse().unwrap(),
+                prefix_len: 24,
+                gateway: "10.0.2.2".parse().unwrap(),
+                observed: None,
+                map_host_loopback: Some("10.0.2.2".parse().unwrap()),
+                map_guest_addr: None,
+                host_addr: None,
+                dns: vec![],
+                dns_forward: None,
+                dns_host: None,
+            }),
+            v6: None,
+            search: vec![],
+        };
+        let (src, dst) = n.inbound("[::ffff:127.0.0.1]:5000".parse().unwrap()).expect("mapped");
+        assert_eq!(src, "10.0.2.2:5000".parse().unwrap());
+        assert_eq!(dst.ip(), "10.0.2.15".parse::<IpAddr>().unwrap());
+        assert!(n.observe("10.0.2.16".parse().unwrap()), "a new address is news");
+        assert!(!n.observe("10.0.2.16".parse().unwrap()), "the same one is not");
+        assert!(!n.observe("2001:db8::1".parse().unwrap()), "no IPv6 here");
     }
 
     #[test]

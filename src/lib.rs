@@ -15,11 +15,29 @@
 //! Layers, each using only those below it: `wire` knows bytes; `services`
 //! and `flow` know protocols; `engine`, `backend` and `sys` make syscalls;
 //! `ffi` knows C. `unsafe` lives only in `ffi` and `sys`.
+//!
+//! # Embedding
+//!
+//! Rust programs use [`api::Passt`] (see [`api`] for the loop, in-process
+//! frames with back-pressure, events, threads and logging); C programs use
+//! `include/passt.h`, generated from [`ffi`], a thin layer over [`api`]
+//! that adds the panic boundary.
+//!
+//! # ABI and API stability
+//!
+//! The soname `libpasst.so.0` changes only for an incompatible change.
+//! Within it, functions, configuration keys, enum values and trailing
+//! fields of the size-versioned structs (`passt_stats`, `passt_event`) are
+//! only ever added; nothing is removed, renamed, renumbered or reordered.
+//! The same holds for the items of [`api`]; the other modules are public
+//! for tests and tools, without promises. `docs/abi-policy.md` has the
+//! details.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod api;
 pub mod backend;
 pub mod config;
 pub mod engine;
@@ -38,5 +56,6 @@ pub mod token;
 pub mod tx;
 pub mod wire;
 
+pub use api::Passt;
 pub use config::Config;
 pub use time::Instant;

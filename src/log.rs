@@ -118,3 +118,23 @@ impl RateLimit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Instant;
+    use std::time::Duration;
+
+    #[test]
+    fn rate_limit_lets_one_line_through_per_period_and_counts_the_rest() {
+        let mut r = RateLimit::default();
+        let t0 = Instant::from_nanos(1_000_000_000);
+        assert_eq!(r.allow(t0, Duration::from_secs(5)), Some(0));
+        for _ in 0..10 {
+            assert_eq!(r.allow(t0 + Duration::from_secs(1), Duration::from_secs(5)), None);
+        }
+        assert_eq!(r.allow(t0 + Duration::from_secs(5), Duration::from_secs(5)), Some(10));
+        assert_eq!(r.allow(t0 + Duration::from_secs(6), Duration::from_secs(5)), None);
+        assert_eq!(r.allow(t0 + Duration::from_secs(11), Duration::from_secs(5)), Some(1));
+    }
+}

@@ -24,6 +24,8 @@ pub enum Kind {
     Icmp = 7,
     /// The nested epoll set of host sockets (see `engine`).
     HostSet = 8,
+    /// The eventfd the host signals when it can take frames again.
+    Wake = 9,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,7 @@ impl Token {
             6 => Kind::UdpListen,
             7 => Kind::Icmp,
             8 => Kind::HostSet,
+            9 => Kind::Wake,
             _ => return None,
         };
         Some(Token { kind, gen: ((v >> 32) & 0xff_ffff) as u32, idx: v as u32 })

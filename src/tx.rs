@@ -105,6 +105,9 @@ pub struct TxQueue {
     reserved: usize,
     /// Frames committed since the last [`TxQueue::take_new`] (for capture).
     unseen: usize,
+    /// Bytes of the queued frames, prefixes excluded (so that the engine
+    /// counts what a flush really delivered).
+    queued_bytes: usize,
 }
 
 impl TxQueue {
@@ -118,6 +121,7 @@ impl TxQueue {
             limit: limit.max(PREFIX + MAX_FRAME),
             reserved: 0,
             unseen: 0,
+            queued_bytes: 0,
         }
     }
 
@@ -132,6 +136,12 @@ impl TxQueue {
 
     pub fn len(&self) -> usize {
         self.frames.len()
+    }
+
+    /// Bytes of the queued frames (prefixes excluded; a frame partly
+    /// written by the stream backend counts whole until it is done).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Space for one frame of at most `max_len` bytes, or `None` when the
@@ -161,6 +171,7 @@ impl TxQueue {
         self.frames.push_back((start, len));
         self.used += PREFIX + len;
         self.unseen += 1;
+        self.queued_bytes += len;
     }
 
     /// The queued frames, oldest first (without prefixes), for the tap
@@ -180,7 +191,9 @@ impl TxQueue {
     /// Drops the `n` oldest frames (they were sent).
     pub fn pop_frames(&mut self, n: usize) {
         for _ in 0..n.min(self.frames.len()) {
-            self.frames.pop_front();
+            if let Some((_, len)) = self.frames.pop_front() {
+                self.queued_bytes -= len;
+            }
         }
         self.head_sent = 0;
         self.compact();
@@ -206,6 +219,7 @@ impl TxQueue {
             n -= left;
             self.head_sent = 0;
             self.frames.pop_front();
+            self.queued_bytes -= len;
         }
         self.compact();
     }
@@ -216,6 +230,7 @@ impl TxQueue {
         self.unseen = 0;
         self.head_sent = 0;
         self.used = 0;
+        self.queued_bytes = 0;
     }
 
     /// Releases memory beyond `keep` bytes when empty (idle instances stay

@@ -2,7 +2,10 @@
 //! api-test, linked against the libpasst.so cargo built for this run) and
 //! `qrap/`.
 //!
-//! * api-test: the C API from C (configuration, errors, NULL handling).
+//! * api-test: the C API from C (configuration, errors, NULL handling);
+//!   with `--live`, instances too: frames, socket, batched input, stats,
+//!   back-pressure and `passt_frame_output_ready`, events, a run-time TCP
+//!   forward on 127.0.0.1, and the panic boundary.
 //! * passt-standalone: every option in valid forms (parsed, then `--help`
 //!   ends the run before any instance exists) and invalid forms (exit 1,
 //!   the option and value named on stderr), `--help`/`--version`, start-up

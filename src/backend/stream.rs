@@ -56,8 +56,11 @@ impl Listener {
 pub enum ReadOutcome {
     /// Frames were delivered (maybe none); the connection is fine.
     Open,
-    /// The guest closed the connection or broke the framing.
+    /// The guest closed the connection (or it failed).
     Closed,
+    /// The guest broke the framing (a length out of range): the
+    /// connection is to be closed, and what it sent counted as dropped.
+    BadFraming,
 }
 
 /// A connected guest.
@@ -95,7 +98,7 @@ impl Conn {
                 let len = u32::from_be_bytes([self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]]) as usize;
                 if !(ethernet::HEADER_LEN..=MAX_FRAME).contains(&len) {
                     log::warn!("guest sent a frame length of {len}: not this framing, closing the connection");
-                    return ReadOutcome::Closed;
+                    return ReadOutcome::BadFraming;
                 }
                 if self.filled - at < 4 + len {
                     break;

@@ -192,7 +192,7 @@ impl Core {
         if dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified() || dst == src {
             return self.stats.drop(Drop::NotForUs);
         }
-        self.net.observe(src.into());
+        self.observe(src.into());
         self.handle_l4(src.into(), dst.into(), ip.protocol(), ip.payload());
     }
 
@@ -230,8 +230,16 @@ impl Core {
         if src.is_unspecified() || dst.is_multicast() || dst.is_unspecified() || dst.is_loopback() {
             return self.stats.drop(Drop::NotForUs);
         }
-        self.net.observe(src.into());
+        self.observe(src.into());
         self.handle_l4(src.into(), dst.into(), proto, l4);
+    }
+
+    /// Learns the guest's source address; a new one is an event.
+    fn observe(&mut self, src: IpAddr) {
+        if self.net.observe(src) {
+            log::debug!("guest address {src}");
+            self.events.push(super::Event::GuestAddress(src));
+        }
     }
 
     /// TCP, UDP and ICMP echo: to the flow tables.
@@ -288,6 +296,15 @@ impl Core {
                     (reply.dst_mac, reply.dst_ip)
                 };
                 log::debug!("DHCP: {:?} to {ip}", reply.kind);
+                // An ACK with a "your address" hands out a lease (an ACK
+                // to an INFORM has none); chaddr follows at 28 (RFC 2131).
+                let yiaddr = Ipv4Addr::new(out[16], out[17], out[18], out[19]);
+                if reply.kind == dhcp::ReplyKind::Ack && !yiaddr.is_unspecified() {
+                    let mut mac = [0u8; 6];
+                    mac.copy_from_slice(&out[28..34]);
+                    self.stats.dhcp_leases += 1;
+                    self.events.push(super::Event::DhcpLease { addr: yiaddr, mac });
+                }
                 let src = SocketAddr::new(cfg.server_id.into(), 67);
                 self.queue_udp(mac, src, SocketAddr::new(ip.into(), 68), &out[..reply.len]);
             }
@@ -308,7 +325,7 @@ impl Core {
         match ndp::handle(cfg, src, dst, hop_limit, msg, &guest_addrs, &mut out) {
             Ok(Some(reply)) => {
                 if !src.is_unspecified() {
-                    self.net.observe(src.into());
+                    self.observe(src.into());
                 }
                 let mac = reply.dst_mac_or(self.net.guest_mac.unwrap_or(ethernet::BROADCAST));
                 self.queue_icmpv6(mac, reply.src_ip, reply.dst_ip, &out[..reply.len]);
@@ -341,6 +358,17 @@ impl Core {
         let mut out = [0u8; 1280];
         match dhcpv6::handle(cfg, d.payload(), &mut out) {
             Ok(Some(reply)) => {
+                // A REPLY to SOLICIT (rapid commit), REQUEST, RENEW or
+                // REBIND carries the address: a lease (RFC 8415 message
+                // types 1, 3, 5, 6; REPLY is 7).
+                let asked = d.payload().first().copied().unwrap_or(0);
+                if out[0] == 7 && matches!(asked, 1 | 3 | 5 | 6) {
+                    if let Some(addr) = cfg.addr {
+                        self.stats.dhcpv6_leases += 1;
+                        let mac = self.net.guest_mac.unwrap_or([0; 6]);
+                        self.events.push(super::Event::Dhcpv6Lease { addr, mac });
+                    }
+                }
                 let mac = self.net.guest_mac.unwrap_or(ethernet::BROADCAST);
                 let from = SocketAddr::new(our_ll.into(), 547);
                 self.queue_udp(mac, from, SocketAddr::new(src.into(), sport), &out[..reply.len]);

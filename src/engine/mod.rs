@@ -13,8 +13,20 @@
 //! `process(now)` drains ready events in rounds (bounded, so one call
 //! never runs away), runs due timers, flushes the queue and returns the
 //! time to the next deadline. It never blocks and reads no clock.
+//!
+//! The in-process attachment (`frames`) has no fd to wait on for
+//! writability: when the host's callback takes fewer frames than offered,
+//! the rest stay queued (and, once the queue is full, host sockets are
+//! paused as above). They are offered again when the host signals the
+//! *wake* eventfd (also in the main set) with [`Instance::frame_output_ready`],
+//! on every later call, and, for hosts that never signal, by `process`
+//! asking to be called again within [`FRAMES_RETRY`].
+//!
+//! Run-time control: [`Instance::forward_add`] / [`Instance::forward_remove`]
+//! open and close forwarded-port sockets between two calls.
 
 mod dispatch;
+pub mod event;
 pub mod setup;
 
 use crate::backend::stream::{Conn, Listener, ReadOutcome};
@@ -28,16 +40,21 @@ use crate::flow::udp::Udp;
 use crate::flow::{FlowBudget, FlowCtx};
 use crate::guestnet::GuestNet;
 use crate::pcap::Pcap;
-use crate::stats::Stats;
+use crate::stats::{FlowCount, Snapshot, Stats};
 use crate::sys::epoll::{self, Epoll};
+use crate::sys::eventfd::EventFd;
 use crate::time::Instant;
 use crate::token::{Kind, Token};
 use crate::tx::{TxQueue, MAX_FRAME};
 use std::fmt;
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::backend::FrameOutput;
 use dispatch::Services;
+pub use event::Event;
+use event::Events;
 
 /// Most event rounds per `process` call before returning to the host.
 const MAX_ROUNDS: usize = 16;
@@ -45,6 +62,35 @@ const MAX_ROUNDS: usize = 16;
 const EVENT_BATCH: usize = 256;
 /// Upper bound of the queue of frames to the guest.
 const TX_LIMIT: usize = 4 << 20;
+/// With frames held back by the in-process host, and the host not using
+/// [`Instance::frame_output_ready`], `process` asks to be called again
+/// within this.
+pub const FRAMES_RETRY: Duration = Duration::from_millis(1);
+
+/// Which forwarded ports a run-time change is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// "tcp" or "udp" (any case).
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        }
+    }
+}
 
 /// Why an instance cannot go on, or why a call was refused.
 #[derive(Debug)]
@@ -55,6 +101,8 @@ pub enum RunError {
     Unsupported(&'static str),
     /// `one-off`: the guest went away.
     GuestGone,
+    /// A bad argument (a port spec...): the message names it.
+    Invalid(String),
 }
 
 impl RunError {
@@ -63,6 +111,7 @@ impl RunError {
             RunError::System(_) => passt_error::System,
             RunError::Unsupported(_) => passt_error::Unsupported,
             RunError::GuestGone => passt_error::GuestGone,
+            RunError::Invalid(_) => passt_error::Invalid,
         }
     }
 }
@@ -73,6 +122,7 @@ impl fmt::Display for RunError {
             RunError::System(s) => f.write_str(s),
             RunError::Unsupported(s) => write!(f, "not supported: {s}"),
             RunError::GuestGone => f.write_str("the guest disconnected (one-off)"),
+            RunError::Invalid(s) => f.write_str(s),
         }
     }
 }
@@ -109,6 +159,8 @@ pub(crate) struct Core {
     pub(crate) no_tcp: bool,
     pub(crate) no_udp: bool,
     pub(crate) now: Instant,
+    /// Events for the host (recorded only while it listens).
+    pub(crate) events: Events,
 }
 
 impl Core {
@@ -140,6 +192,42 @@ pub struct Instance {
     /// Set once a one-off guest went away: every later call says so.
     gone: bool,
     events: Vec<epoll::Event>,
+    /// Signalled by the host when it can take frames again (`frames`).
+    wake: Arc<Wake>,
+    /// Test facility: the next `process` panics (see [`Instance::debug_inject_panic`]).
+    panic_armed: bool,
+}
+
+/// The wake eventfd, and whether the host ever used it (then it will
+/// again, and `process` need not poll on its behalf).
+#[derive(Debug)]
+struct Wake {
+    fd: EventFd,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl Wake {
+    fn signal(&self) {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.fd.signal();
+    }
+
+    fn used(&self) -> bool {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A handle that tells an instance, from any thread, that the in-process
+/// host can take frames again (see [`Instance::frame_output_ready`]).
+#[derive(Clone, Debug)]
+pub struct Waker(Arc<Wake>);
+
+impl Waker {
+    /// Makes the instance's fd readable; its next `process` offers the
+    /// held-back frames again. Safe from any thread, at any time.
+    pub fn wake(&self) {
+        self.0.signal();
+    }
 }
 
 fn sys_err(what: &str, e: std::io::Error) -> String {
@@ -161,6 +249,8 @@ impl Instance {
         let host = Epoll::new().map_err(|e| sys_err("epoll", e))?;
         main.add(host_fd(&host), epoll::IN, Token::new(Kind::HostSet, 0).to_u64())
             .map_err(|e| sys_err("epoll", e))?;
+        let wake = Arc::new(Wake { fd: EventFd::new().map_err(|e| sys_err("eventfd", e))?, used: false.into() });
+        main.add(wake.fd.as_fd(), epoll::IN, Token::new(Kind::Wake, 0).to_u64()).map_err(|e| sys_err("epoll", e))?;
         let guest = match opened {
             setup::Opened::Listener(listener) => {
                 main.add(listener.fd.as_fd(), epoll::IN, Token::new(Kind::BackendListen, 0).to_u64())
@@ -201,12 +291,15 @@ impl Instance {
                 no_tcp: config.no_tcp,
                 no_udp: config.no_udp,
                 now: Instant::default(),
+                events: Events::default(),
             },
             host_active: true,
             want_out: false,
             one_off: config.one_off,
             gone: false,
             events: vec![epoll::empty_event(); EVENT_BATCH],
+            wake,
+            panic_armed: false,
         };
         inst.core.listen(config)?;
         if matches!(inst.guest, Guest::Tap(_) | Guest::Fd(_)) {
@@ -224,6 +317,110 @@ impl Instance {
         &self.core.stats
     }
 
+    /// The counters plus what the flow tables say now.
+    pub fn snapshot(&self) -> Snapshot {
+        let f = &self.core.flows;
+        let count = |current: usize, peak: usize| FlowCount { current: current as u64, peak: peak as u64 };
+        Snapshot {
+            counters: self.core.stats.clone(),
+            tcp: count(f.tcp.len(), f.tcp.peak()),
+            udp: count(f.udp.len(), f.udp.peak()),
+            icmp: count(f.icmp.len(), f.icmp.peak()),
+            tcp_forwards: f.tcp.listening_ports().count() as u64,
+            udp_forwards: f.udp.listener_count() as u64,
+        }
+    }
+
+    /// Starts or stops recording [`Event`]s (stopping drops those pending).
+    pub fn record_events(&mut self, on: bool) {
+        self.core.events.enabled = on;
+        if !on {
+            self.core.events.take();
+        }
+    }
+
+    /// The events recorded since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.core.events.take()
+    }
+
+    /// Test facility: makes the next [`Instance::process`] panic inside
+    /// the engine, so that hosts (and our C boundary) can test how they
+    /// handle an internal error. Never used by the library itself.
+    pub fn debug_inject_panic(&mut self) {
+        self.panic_armed = true;
+    }
+
+    /// Forwards one more `-t`/`-u` spec (passt's syntax) at run time.
+    ///
+    /// # Errors
+    /// [`RunError::Invalid`] naming the spec: it does not parse, the
+    /// protocol is switched off, or a port is forwarded already or bound
+    /// by another process (then nothing of the spec stays open).
+    pub fn forward_add(&mut self, proto: Proto, spec: &str) -> Result<usize, RunError> {
+        let parsed = self.parse_forward(proto, spec)?;
+        let (mut ctx, flows) = self.core.flow_ctx();
+        let r = match proto {
+            Proto::Tcp => flows.tcp.forward_add(&mut ctx, &parsed),
+            Proto::Udp => flows.udp.forward_add(&mut ctx, &parsed),
+        };
+        match r {
+            Ok(n) => {
+                log::info!("{}: now forwarding '{spec}' ({n} sockets)", proto.name());
+                Ok(n)
+            }
+            Err(e) => Err(RunError::Invalid(format!("{} forward '{spec}': {e}", proto.name()))),
+        }
+    }
+
+    /// Stops forwarding the ports `spec` names (the same bind address as
+    /// when added; `all` for every port). TCP connections already accepted
+    /// carry on; UDP flows that came in through those ports end.
+    ///
+    /// # Errors
+    /// [`RunError::Invalid`] naming the spec when it does not parse or
+    /// matches no forwarded port.
+    pub fn forward_remove(&mut self, proto: Proto, spec: &str) -> Result<usize, RunError> {
+        let parsed = self.parse_forward(proto, spec)?;
+        let (mut ctx, flows) = self.core.flow_ctx();
+        let n = match proto {
+            Proto::Tcp => flows.tcp.forward_remove(&parsed),
+            Proto::Udp => flows.udp.forward_remove(&mut ctx, &parsed),
+        };
+        if n == 0 {
+            return Err(RunError::Invalid(format!("{} forward '{spec}': no forwarded port matches", proto.name())));
+        }
+        log::info!("{}: no longer forwarding '{spec}' ({n} sockets closed)", proto.name());
+        Ok(n)
+    }
+
+    fn parse_forward(&self, proto: Proto, spec: &str) -> Result<crate::fwd::PortSpec, RunError> {
+        let off = match proto {
+            Proto::Tcp => self.core.no_tcp,
+            Proto::Udp => self.core.no_udp,
+        };
+        if off {
+            return Err(RunError::Invalid(format!("{} forward '{spec}': {} is disabled", proto.name(), proto.name())));
+        }
+        let parsed = crate::fwd::PortSpec::parse(spec)
+            .map_err(|e| RunError::Invalid(format!("{} forward '{spec}': {e}", proto.name())))?;
+        if parsed.none {
+            return Err(RunError::Invalid(format!("{} forward '{spec}': 'none' names no port", proto.name())));
+        }
+        Ok(parsed)
+    }
+
+    /// The in-process host can take frames again: the instance's fd becomes
+    /// readable and the next `process` offers the held-back frames. From
+    /// the driving thread; other threads use a [`Waker`].
+    pub fn frame_output_ready(&mut self) {
+        self.wake.signal();
+    }
+
+    /// A handle for [`Instance::frame_output_ready`] usable from any thread.
+    pub fn waker(&self) -> Waker {
+        Waker(self.wake.clone())
+    }
     pub fn guest_net(&self) -> &GuestNet {
         &self.core.net
     }
@@ -232,6 +429,9 @@ impl Instance {
     pub fn process(&mut self, now: Instant) -> Result<Option<u64>, RunError> {
         if self.gone {
             return Err(RunError::GuestGone);
+        }
+        if std::mem::take(&mut self.panic_armed) {
+            panic!("debug_inject_panic: the panic a test asked for");
         }
         self.core.now = now;
         for _ in 0..MAX_ROUNDS {
@@ -253,6 +453,10 @@ impl Instance {
                         }
                     }
                     Some(Kind::HostSet) => self.host_events(),
+                    Some(Kind::Wake) => {
+                        self.wake.fd.clear();
+                        self.flush_guest();
+                    }
                     _ => {}
                 }
                 if self.gone {
@@ -270,9 +474,10 @@ impl Instance {
             }
         }
         let mut deadline = self.deadline();
-        // The in-process host could not take every frame: try again soon.
-        if matches!(self.guest, Guest::Frames(_)) && !self.core.tx.is_empty() {
-            deadline = Some(now + std::time::Duration::from_millis(1));
+        // The in-process host could not take every frame: try again soon,
+        // unless it tells us when it can.
+        if matches!(self.guest, Guest::Frames(_)) && !self.core.tx.is_empty() && !self.wake.used() {
+            deadline = Some(now + FRAMES_RETRY);
         }
         Ok(deadline.map(|d| now.millis_until(d)))
     }
@@ -291,14 +496,26 @@ impl Instance {
 
     /// One frame from the in-process guest, handled at once.
     pub fn frame_input(&mut self, frame: &[u8], now: Instant) -> Result<(), RunError> {
+        self.frames_input(std::iter::once(frame), now).map(|_| ())
+    }
+
+    /// A batch of frames from the in-process guest, handled as one batch
+    /// (acknowledgements coalesced, datagrams sent together), then the
+    /// replies flushed. Returns how many frames were taken: all of them
+    /// (malformed ones are dropped and counted).
+    pub fn frames_input<'a>(&mut self, frames: impl IntoIterator<Item = &'a [u8]>, now: Instant) -> Result<usize, RunError> {
         if !matches!(self.guest, Guest::Frames(_)) {
             return Err(RunError::Unsupported("frame input needs the 'frames' attachment"));
         }
         self.core.now = now;
-        self.core.handle_frame(frame);
+        let mut n = 0;
+        for frame in frames {
+            self.core.handle_frame(frame);
+            n += 1;
+        }
         self.core.after_guest_batch();
         self.flush_guest();
-        Ok(())
+        Ok(n)
     }
 
     fn accept_guest(&mut self) {
@@ -325,8 +542,11 @@ impl Instance {
         self.guest_attached();
     }
 
-    /// A guest is there: greet it (router advertisement).
+    /// A guest is there: count it, tell the host, greet it (router
+    /// advertisement).
     fn guest_attached(&mut self) {
+        self.core.stats.guest_connects += 1;
+        self.core.events.push(Event::GuestConnected);
         self.core.services.guest_attached(self.core.now);
     }
 
@@ -334,7 +554,14 @@ impl Instance {
         let core = &mut self.core;
         let closed = match &mut self.guest {
             Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => {
-                matches!(c.read_frames(|f| core.handle_frame(f)), ReadOutcome::Closed)
+                match c.read_frames(|f| core.handle_frame(f)) {
+                    ReadOutcome::Open => false,
+                    ReadOutcome::Closed => true,
+                    ReadOutcome::BadFraming => {
+                        core.stats.drop(crate::stats::Drop::BadLength);
+                        true
+                    }
+                }
             }
             Guest::Tap(t) => match t.read_frames(|f| core.handle_frame(f)) {
                 Ok(()) => false,
@@ -360,6 +587,7 @@ impl Instance {
             _ => return,
         }
         log::info!("guest disconnected");
+        self.core.events.push(Event::GuestDisconnected);
         self.want_out = false;
         self.core.tx.clear();
         self.core.tx.shrink(0);
@@ -397,8 +625,6 @@ impl Instance {
     fn flush_guest(&mut self) {
         let core = &mut self.core;
         for frame in core.tx.take_new() {
-            core.stats.frames_out += 1;
-            core.stats.bytes_out += frame.len() as u64;
             if let Some(p) = core.pcap.as_mut() {
                 if p.record(core.now, frame).is_err() {
                     log::warn!("pcap capture stopped: cannot write the file");
@@ -406,6 +632,7 @@ impl Instance {
                 }
             }
         }
+        let (frames_before, bytes_before) = (core.tx.len(), core.tx.queued_bytes());
         let result = match &mut self.guest {
             Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => c.flush(&mut self.core.tx),
             Guest::Tap(t) => t.flush(&mut self.core.tx),
@@ -415,6 +642,14 @@ impl Instance {
                 Ok(Flush::NoGuest)
             }
         };
+        // What left the queue reached the guest side (a frame partly
+        // written to a stream counts once it is complete), unless there
+        // was no guest to take it.
+        if !matches!(result, Ok(Flush::NoGuest)) {
+            let tx = &self.core.tx;
+            self.core.stats.frames_out += frames_before.saturating_sub(tx.len()) as u64;
+            self.core.stats.bytes_out += bytes_before.saturating_sub(tx.queued_bytes()) as u64;
+        }
         match result {
             Ok(Flush::Blocked) => {
                 self.set_want_out(true);

@@ -49,6 +49,10 @@ pub struct Icmp {
     by_key: HashMap<Key, u32>,
     /// Whether the "ping sockets not permitted" line was logged.
     told_denied: bool,
+    /// Most flows open at once (statistics).
+    peak: usize,
+    /// Rate limit of warnings the guest can trigger (one per echo request).
+    warn: crate::log::RateLimit,
 }
 
 impl Icmp {
@@ -64,6 +68,11 @@ impl Icmp {
         self.by_key.is_empty()
     }
 
+    /// Most flows open at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
     /// An ICMP (`v6` false) or ICMPv6 message from the guest.
     pub fn handle_guest(&mut self, ctx: &mut FlowCtx, src: IpAddr, dst: IpAddr, msg: &[u8]) {
         let Ok(m) = icmp::Message::new_checked(msg) else {
@@ -71,7 +80,14 @@ impl Icmp {
             return;
         };
         let request = if dst.is_ipv6() { icmp::V6_ECHO_REQUEST } else { icmp::V4_ECHO_REQUEST };
-        if m.msg_type() != request || m.code() != 0 || msg.len() > MAX_MESSAGE {
+        if msg.len() > MAX_MESSAGE {
+            ctx.stats.drop(Drop::Oversize);
+            return;
+        }
+        if m.msg_type() != request || m.code() != 0 {
+            // Not translated (errors, MLD...): counted, as every frame
+            // that goes nowhere is.
+            ctx.stats.drop(Drop::Unsupported);
             return;
         }
         let key = (m.echo_id(), dst);
@@ -114,8 +130,8 @@ impl Icmp {
                              (allow our group in sysctl net.ipv4.ping_group_range)"
                         );
                     }
-                } else {
-                    log::warn!("cannot open a ping socket: {e}");
+                } else if let Some(n) = self.warn.allow(ctx.now, Duration::from_secs(5)) {
+                    log::warn!("cannot open a ping socket: {e} ({n} more not logged)");
                 }
                 return None;
             }
@@ -131,13 +147,16 @@ impl Icmp {
         self.gens[idx] = self.gens[idx].wrapping_add(1);
         let token = Token::with_gen(Kind::Icmp, idx as u32, self.gens[idx]);
         if let Err(e) = ctx.host.add(fd.as_fd(), epoll::IN, token.to_u64()) {
-            log::warn!("cannot watch a ping socket: {e}");
+            if let Some(n) = self.warn.allow(ctx.now, Duration::from_secs(5)) {
+                log::warn!("cannot watch a ping socket: {e} ({n} more not logged)");
+            }
             ctx.budget.release();
             return None;
         }
         log::debug!("ping flow {idx}: id {} to {}", key.0, key.1);
         self.slots[idx] = Some(PingFlow { fd, guest_id: key.0, guest, pinged: key.1, last_used: ctx.now });
         self.by_key.insert(key, idx as u32);
+        self.peak = self.peak.max(self.by_key.len());
         Some(idx as u32)
     }
 

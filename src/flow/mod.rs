@@ -13,6 +13,7 @@
 //! being full, and `reset_all` when the guest goes away.
 
 pub mod icmp;
+pub mod slots;
 pub mod tcp;
 pub mod udp;
 

@@ -5,6 +5,7 @@
 #![allow(unsafe_code)]
 
 pub mod epoll;
+pub mod eventfd;
 pub mod net;
 pub mod netlink;
 pub mod netns;
@@ -89,4 +90,13 @@ pub fn nofile_limit() -> u64 {
     } else {
         1024
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (for hosts: the library's logic takes
+/// `now` as an argument and never reads a clock).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }

@@ -7,11 +7,17 @@
 //! (`/proc/sys/net/ipv4/ip_local_port_range`) that nobody else has bound,
 //! as passt does; a port in use is skipped there, but is an error when it
 //! was asked for explicitly.
+//!
+//! At run time [`Tcp::forward_add`] opens the sockets of one more spec (all
+//! or nothing: a port already forwarded by us or bound by someone else is
+//! an error naming it, and what was opened for the spec is closed again),
+//! and [`Tcp::forward_remove`] closes listening sockets. Connections
+//! accepted earlier have sockets of their own and carry on.
 
 use super::conn::{Conn, State};
 use super::{Tcp, ACCEPT_BATCH, CONN_EVENTS};
 use crate::flow::FlowCtx;
-use crate::fwd::PortSpec;
+use crate::fwd::{binds_overlap, PortSpec};
 use crate::sys::{self, epoll, tcp as stcp};
 use crate::token::{Kind, Token};
 use std::io;
@@ -24,6 +30,8 @@ const BACKLOG: i32 = 4096;
 
 pub(super) struct Listener {
     pub fd: OwnedFd,
+    /// The spec's bind address (`None`: the wildcard).
+    pub bind: Option<IpAddr>,
     pub host_port: u16,
     pub guest_port: u16,
 }
@@ -74,21 +82,77 @@ impl Tcp {
     /// an error naming it; `all` skips ports in use.
     pub fn listen(&mut self, ctx: &mut FlowCtx, specs: &[PortSpec]) -> Result<(), String> {
         for spec in specs {
+            self.listen_spec(ctx, spec, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// Forwards one more spec at run time; returns the sockets opened.
+    ///
+    /// # Errors
+    /// A message naming the port when an explicit port is forwarded already
+    /// or cannot be bound; then nothing of `spec` stays open.
+    pub fn forward_add(&mut self, ctx: &mut FlowCtx, spec: &PortSpec) -> Result<usize, String> {
+        // A set first: ranges and listeners may both number in the tens of thousands.
+        let ours: std::collections::HashSet<u16> =
+            self.listeners.iter().filter(|(_, l)| binds_overlap(l.bind, spec.bind)).map(|(_, l)| l.host_port).collect();
+        if let Some((host, _)) = spec.explicit_ports().find(|(h, _)| ours.contains(h)) {
+            return Err(format!("TCP port {host} is already forwarded"));
+        }
+        let mut opened = Vec::new();
+        match self.listen_spec(ctx, spec, &mut opened) {
+            Ok(()) => Ok(opened.len()),
+            Err(e) => {
+                for idx in opened {
+                    self.listeners.remove(idx as usize);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the listening sockets `spec` names (same bind address; its
+    /// ports, or every port for `all`); returns how many. Accepted
+    /// connections are not affected.
+    pub fn forward_remove(&mut self, spec: &PortSpec) -> usize {
+        let doomed: Vec<usize> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| spec.names_for_removal(l.bind, l.host_port))
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &doomed {
+            // Dropping the socket takes it out of the epoll set.
+            if let Some(l) = self.listeners.remove(i) {
+                log::debug!("TCP: no longer listening on port {}", l.host_port);
+            }
+        }
+        doomed.len()
+    }
+
+    /// Opens the sockets of one spec; the indices opened go to `opened`.
+    fn listen_spec(&mut self, ctx: &mut FlowCtx, spec: &PortSpec, opened: &mut Vec<u32>) -> Result<(), String> {
+        {
             if spec.none {
-                continue;
+                return Ok(());
             }
             for (host, guest) in spec.explicit_ports() {
-                self.open_listener(ctx, spec.bind, host, guest).map_err(|e| match spec.bind {
+                let idx = self.open_listener(ctx, spec.bind, host, guest).map_err(|e| match spec.bind {
                     Some(a) => format!("TCP port {host} on {a}: {e}"),
                     None => format!("TCP port {host}: {e}"),
                 })?;
+                opened.push(idx);
             }
             if spec.all {
                 let end = ephemeral_port_start();
                 let mut bound = 0usize;
+                // Ports we forward already fail to bind, like any port in use.
                 for port in all_ports(spec, end) {
                     match self.open_listener(ctx, spec.bind, port, port) {
-                        Ok(()) => bound += 1,
+                        Ok(idx) => {
+                            opened.push(idx);
+                            bound += 1;
+                        }
                         Err(e) if matches!(errno(&e), libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                             log::warn!("TCP: stopped forwarding at port {port} of 'all': {e}");
                             break;
@@ -103,13 +167,12 @@ impl Tcp {
         Ok(())
     }
 
-    fn open_listener(&mut self, ctx: &mut FlowCtx, bind: Option<IpAddr>, host_port: u16, guest_port: u16) -> io::Result<()> {
+    fn open_listener(&mut self, ctx: &mut FlowCtx, bind: Option<IpAddr>, host_port: u16, guest_port: u16) -> io::Result<u32> {
         let fd = listening_socket(bind, host_port)?;
-        let token = Token::new(Kind::TcpListen, self.listeners.len() as u32).to_u64();
+        let token = Token::new(Kind::TcpListen, self.listeners.next_index()).to_u64();
         ctx.host.add(fd.as_fd(), epoll::IN, token)?;
         log::debug!("TCP: listening on port {host_port} for guest port {guest_port}");
-        self.listeners.push(super::listen::Listener { fd, host_port, guest_port });
-        Ok(())
+        Ok(self.listeners.insert(super::listen::Listener { fd, bind, host_port, guest_port }))
     }
 
     /// Accepts pending connections on listener `li`; each becomes a SYN to

@@ -135,7 +135,7 @@ pub struct Tcp {
     free: Vec<u32>,
     /// (guest end, peer as the guest sees it) -> slot.
     by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
-    listeners: Vec<listen::Listener>,
+    listeners: crate::flow::slots::Slots<listen::Listener>,
     /// (deadline, slot, generation); entries go stale and are skipped.
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// Connections with work for the end of the batch.
@@ -147,7 +147,11 @@ pub struct Tcp {
     /// Scratch for the peek fallback without `SO_PEEK_OFF`.
     scratch: Vec<u8>,
     live: usize,
+    /// Most connections live at once (statistics).
+    peak: usize,
     use_peek_off: bool,
+    /// Rate limit of warnings the guest can trigger.
+    warn: crate::log::RateLimit,
 }
 
 impl Tcp {
@@ -156,14 +160,16 @@ impl Tcp {
             slots: Vec::new(),
             free: Vec::new(),
             by_tuple: HashMap::with_capacity(max_flows_hint.min(64)),
-            listeners: Vec::new(),
+            listeners: Default::default(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             blocked: Vec::new(),
             isn_key: RandomState::new(),
             scratch: Vec::new(),
             live: 0,
+            peak: 0,
             use_peek_off: true,
+            warn: Default::default(),
         }
     }
 
@@ -182,9 +188,14 @@ impl Tcp {
         self.live == 0
     }
 
+    /// Most connections live at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
     /// (host port, guest port) of each listening socket.
     pub fn listening_ports(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
-        self.listeners.iter().map(|l| (l.host_port, l.guest_port))
+        self.listeners.iter().map(|(_, l)| (l.host_port, l.guest_port))
     }
 
     /// The host socket of the connection between `guest` and `peer` (the
@@ -255,7 +266,10 @@ impl Tcp {
         let (idx, gen) = self.alloc();
         let token = Token::with_gen(Kind::TcpConn, idx, gen).to_u64();
         if let Err(e) = ctx.host.add(sock.as_fd(), CONN_EVENTS, token) {
-            log::warn!("TCP: cannot watch a socket: {e}");
+            // The guest can cause this at will (many connections): rate-limited.
+            if let Some(n) = self.warn.allow(ctx.now, Duration::from_secs(5)) {
+                log::warn!("TCP: cannot watch a socket: {e} ({n} more not logged)");
+            }
             self.free.push(idx);
             ctx.budget.release();
             reply_rst(ctx, guest, peer, seg);
@@ -292,6 +306,7 @@ impl Tcp {
         self.by_tuple.insert((conn.guest, conn.peer), idx);
         self.slots[idx as usize].conn = Some(conn);
         self.live += 1;
+        self.peak = self.peak.max(self.live);
         self.schedule(now, idx);
     }
 

@@ -71,10 +71,12 @@
 //! the host), fragments (the engine refuses them), link-local peers other
 //! than our own address (no scope to send with), UDP-Lite, GSO/GRO.
 
+mod forward;
 mod icmp;
 mod rx;
 mod table;
 
+use crate::flow::slots::Slots;
 use crate::flow::{FlowBudget, FlowCtx};
 use crate::fwd::PortSpec;
 use crate::guestnet::GuestNet;
@@ -176,6 +178,8 @@ struct Pending {
 #[derive(Debug)]
 struct Listener {
     sock: OwnedFd,
+    /// The spec's bind address (`None`: the wildcard of each IP version).
+    bind: Option<IpAddr>,
     bound: SocketAddr,
     guest_port: u16,
     /// Average datagram size lately (chooses the read strategy).
@@ -196,7 +200,7 @@ enum Next {
 /// The UDP flow table and forwarded ports of one instance.
 pub struct Udp {
     table: Table,
-    listeners: Vec<Listener>,
+    listeners: Slots<Listener>,
     /// Guest datagrams waiting for `flush`, their payloads back to back.
     queue: Vec<Pending>,
     qbytes: Vec<u8>,
@@ -352,7 +356,7 @@ impl Udp {
     pub fn new(max_flows_hint: usize) -> Self {
         Udp {
             table: Table::new(max_flows_hint),
-            listeners: Vec::new(),
+            listeners: Slots::default(),
             queue: Vec::new(),
             qbytes: Vec::new(),
             batch: Batch::new(),
@@ -378,6 +382,11 @@ impl Udp {
     /// Live flows (both directions).
     pub fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Most flows live at once so far.
+    pub fn peak(&self) -> usize {
+        self.table.peak
     }
 
     pub fn is_empty(&self) -> bool {
@@ -407,7 +416,15 @@ impl Udp {
     /// A message naming the port when an explicit port cannot be bound;
     /// `all` skips ports in use but fails when fds run out.
     pub fn listen(&mut self, ctx: &mut FlowCtx, specs: &[PortSpec]) -> Result<(), String> {
-        for spec in specs.iter().filter(|s| !s.none) {
+        for spec in specs {
+            self.listen_spec(ctx, spec, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// Opens the sockets of one spec; the indices opened go to `opened`.
+    fn listen_spec(&mut self, ctx: &mut FlowCtx, spec: &PortSpec, opened: &mut Vec<u32>) -> Result<(), String> {
+        if !spec.none {
             let before = self.listeners.len();
             let addrs: Vec<IpAddr> = match spec.bind {
                 Some(a) => vec![a],
@@ -425,8 +442,10 @@ impl Udp {
             let explicit: Vec<(u16, u16)> = spec.explicit_ports().collect();
             for &(host, guest) in &explicit {
                 for &a in &addrs {
-                    self.open_listener(ctx, SocketAddr::new(a, host), guest)
+                    let idx = self
+                        .open_listener(ctx, spec.bind, SocketAddr::new(a, host), guest)
                         .map_err(|e| format!("UDP port {host} on {a}: {e}"))?;
+                    opened.push(idx);
                 }
             }
             if spec.all {
@@ -436,8 +455,8 @@ impl Udp {
                         continue;
                     }
                     for &a in &addrs {
-                        match self.open_listener(ctx, SocketAddr::new(a, port), port) {
-                            Ok(()) => {}
+                        match self.open_listener(ctx, spec.bind, SocketAddr::new(a, port), port) {
+                            Ok(idx) => opened.push(idx),
                             Err(e) if is_fd_exhaustion(&e) => {
                                 return Err(format!("UDP port {port} on {a} (forwarding all ports): {e}"));
                             }
@@ -451,7 +470,7 @@ impl Udp {
         Ok(())
     }
 
-    fn open_listener(&mut self, ctx: &mut FlowCtx, at: SocketAddr, guest_port: u16) -> io::Result<()> {
+    fn open_listener(&mut self, ctx: &mut FlowCtx, bind: Option<IpAddr>, at: SocketAddr, guest_port: u16) -> io::Result<u32> {
         let v6 = at.is_ipv6();
         let sock = sysudp::socket(v6)?;
         if v6 {
@@ -464,11 +483,10 @@ impl Udp {
             sysudp::set_freebind(sock.as_fd(), v6)?;
         }
         sysnet::bind(sock.as_fd(), &at)?;
-        let idx = self.listeners.len() as u32;
+        let idx = self.listeners.next_index();
         ctx.host.add(sock.as_fd(), epoll::IN, Token::new(TokenKind::UdpListen, idx).to_u64())?;
         log::debug!("UDP: forwarding host port {at} to guest port {guest_port}");
-        self.listeners.push(Listener { sock, bound: at, guest_port, rx_avg: 0 });
-        Ok(())
+        Ok(self.listeners.insert(Listener { sock, bind, bound: at, guest_port, rx_avg: 0 }))
     }
 
     /// A datagram from the guest (`l4`: UDP header and payload, checksum
@@ -634,7 +652,7 @@ impl Udp {
     }
 
     /// The socket a datagram leaves through, if it still exists.
-    fn sock_fd<'s>(table: &'s Table, listeners: &'s [Listener], p: &Pending) -> Option<BorrowedFd<'s>> {
+    fn sock_fd<'s>(table: &'s Table, listeners: &'s Slots<Listener>, p: &Pending) -> Option<BorrowedFd<'s>> {
         match p.sock {
             SockRef::Flow(i) => match &table.get(i, p.gen)?.kind {
                 Kind::Out(o) => Some(o.sock.as_fd()),
@@ -785,7 +803,7 @@ impl Udp {
                 Some(Flow { kind: Kind::Out(_), .. }) => rx::Source::Flow(token.idx),
                 _ => return,
             },
-            TokenKind::UdpListen if (token.idx as usize) < self.listeners.len() => rx::Source::Listener(token.idx),
+            TokenKind::UdpListen if self.listeners.get(token.idx as usize).is_some() => rx::Source::Listener(token.idx),
             _ => return,
         };
         if events & epoll::ERR != 0 {

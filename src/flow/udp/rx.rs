@@ -94,7 +94,7 @@ fn inbound_addrs(
 impl Udp {
     /// The socket of a source (an associated function: callers borrow
     /// other fields mutably meanwhile).
-    fn source_fd<'s>(table: &'s Table, listeners: &'s [Listener], src: Source) -> Option<BorrowedFd<'s>> {
+    fn source_fd<'s>(table: &'s Table, listeners: &'s crate::flow::slots::Slots<Listener>, src: Source) -> Option<BorrowedFd<'s>> {
         match src {
             Source::Flow(i) => match &table.at(i)?.kind {
                 Kind::Out(o) => Some(o.sock.as_fd()),

@@ -111,6 +111,8 @@ pub(super) struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Most flows live at once (statistics).
+    pub peak: usize,
     /// Least recently used end of the LRU list.
     head: u32,
     tail: u32,
@@ -130,6 +132,7 @@ impl Table {
             slots: Vec::with_capacity(cap),
             free: Vec::new(),
             live: 0,
+            peak: 0,
             head: NONE,
             tail: NONE,
             out_by_guest: HashMap::new(),
@@ -171,6 +174,7 @@ impl Table {
         }
         self.slots[idx as usize].flow = Some(flow);
         self.live += 1;
+        self.peak = self.peak.max(self.live);
         self.link_tail(idx);
         idx
     }
