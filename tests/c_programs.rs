@@ -267,6 +267,28 @@ fn api_test_is_clean_under_valgrind() {
     assert!(out.status.success(), "valgrind api-test: {:?}\n{}", out.status, text(&out.stderr));
 }
 
+/// The live part too: instances, callbacks, events, stats, a forward and
+/// the caught panic, with no invalid access and no leak.
+#[test]
+fn api_test_live_is_clean_under_valgrind() {
+    if !have("valgrind") {
+        eprintln!("skipped: no valgrind");
+        return;
+    }
+    // Valgrind is slow, and the machine may be busy: a longer limit.
+    let child = Command::new("valgrind")
+        .args(["-q", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite"])
+        .arg(&programs().api_test)
+        .arg("--live")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("valgrind runs");
+    let out = wait_output(child, Duration::from_secs(120), "valgrind api-test --live");
+    assert!(out.status.success(), "valgrind api-test --live: {:?}\n{}", out.status, text(&out.stderr));
+}
+
 #[test]
 fn api_test_rejects_unknown_arguments() {
     let out = run(Command::new(&programs().api_test).arg("--bogus"));
