@@ -299,3 +299,45 @@ fn guest_floods_stay_within_limits_while_a_transfer_completes() {
     drop(s);
     eprintln!("teardown took {:?}", t_end.elapsed());
 }
+
+/// The flow budget is shared by TCP, UDP and ICMP: flows a flood left
+/// behind, idle for a few seconds, give way to a new TCP connection, not
+/// only to new UDP flows (else a guest that sprayed datagrams or pings
+/// could not open a connection for minutes).
+#[test]
+fn idle_flows_of_other_protocols_give_way_to_a_new_connection() {
+    let _serial = serial();
+    let s = setup("giveway", &["max-flows=40"]);
+    let l = s.in_host(|| TcpListener::bind("127.0.0.1:0"));
+    let to: SocketAddr = format!("{GW4}:{}", l.local_addr().unwrap().port()).parse().unwrap();
+    // 30 UDP flows (one per source port) and 20 ping flows: more than
+    // the budget.
+    let sink: SocketAddr = format!("{GW4}:9").parse().unwrap();
+    let _held: Vec<UdpSocket> = s.in_guest(move || {
+        (0..30)
+            .map(|_| {
+                let u = UdpSocket::bind("0.0.0.0:0")?;
+                u.send_to(b"x", sink)?;
+                Ok(u)
+            })
+            .collect()
+    });
+    let (raw, mac) = (s.raw(), s.guest_mac());
+    for id in 0..20u16 {
+        raw.send(&from_guest(mac, frames::ip_frame(G4.into(), GW4A.into(), frames::P_ICMP, &frames::icmp4_echo(id, 1, b"x"))))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.driver.count(4, "flow limit") >= 1, "the budget is spent: {:?}", s.driver.warnings());
+    let now = s.guest.run(move || TcpStream::connect_timeout(&to, Duration::from_secs(2)));
+    assert!(now.is_err(), "no room for a connection while every flow is fresh");
+    // Five seconds idle: the oldest flow may be evicted for a new one.
+    std::thread::sleep(Duration::from_millis(5500));
+    let t0 = Instant::now();
+    // Less than the guest's first SYN retransmission (1 s): the first
+    // SYN gets through.
+    let c = s.guest.run(move || TcpStream::connect_timeout(&to, Duration::from_millis(900)));
+    assert!(c.is_ok(), "a new connection once other flows are idle: {c:?}");
+    assert!(l.accept().is_ok());
+    eprintln!("connected in {:?}", t0.elapsed());
+}
