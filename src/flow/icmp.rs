@@ -119,7 +119,7 @@ impl Icmp {
                         );
                     }
                 } else {
-                    log::warn!("cannot open a ping socket: {e}");
+                    ctx.budget.socket_failed(ctx.now, "open a ping socket", &e);
                 }
                 return None;
             }

@@ -148,6 +148,9 @@ pub struct Tcp {
     scratch: Vec<u8>,
     live: usize,
     use_peek_off: bool,
+    /// An fd held in reserve while listening: out of fds, it is given up
+    /// to accept (and reset) a waiting connection, see `listen::shed_one`.
+    spare: Option<std::os::fd::OwnedFd>,
 }
 
 impl Tcp {
@@ -164,6 +167,7 @@ impl Tcp {
             scratch: Vec::new(),
             live: 0,
             use_peek_off: true,
+            spare: None,
         }
     }
 
@@ -247,6 +251,9 @@ impl Tcp {
             Ok(s) => s,
             Err(e) => {
                 log::debug!("TCP {guest} -> {peer} ({remote}): {e}");
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                    ctx.budget.socket_failed(ctx.now, "open a TCP socket", &e);
+                }
                 ctx.budget.release();
                 reply_rst(ctx, guest, peer, seg);
                 return;

@@ -1,0 +1,199 @@
+//! Faults around a running instance: the process out of fds (RLIMIT_NOFILE
+//! lowered), a host peer resetting mid-transfer, the guest's namespace
+//! disappearing, a guest that stops reading. Each must give a clear,
+//! rate-limited log line, no crash, no busy loop, no leaked socket, and
+//! recovery once the cause goes away.
+
+mod common;
+#[path = "hostile/frames.rs"]
+mod frames;
+#[path = "hostile/rig.rs"]
+mod rig;
+
+use common::netns::TestNs;
+use frames::*;
+use passt::engine::Instance;
+use std::io::{ErrorKind, IoSlice, Read, Write};
+#[allow(unused_imports)]
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// fd counts and limits are per process: the tests of this file run alone.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An in-process instance whose log lines are kept (the thread that
+/// creates it must stay the one that drives it: the log sink is per
+/// thread).
+struct Rig {
+    inst: Instance,
+    out: Arc<Mutex<Vec<Vec<u8>>>>,
+    lines: rig::Lines,
+    _log: passt::log::SinkGuard,
+}
+
+impl Rig {
+    fn new(extra: &[&str]) -> Rig {
+        let lines: rig::Lines = Default::default();
+        let sink = lines.clone();
+        let echo = std::env::var("PASST_TEST_ECHO").is_ok();
+        let func: passt::log::SinkFn = Arc::new(move |level, text: &str| {
+            if echo {
+                eprintln!("passt[{level}]: {text}");
+            }
+            sink.lock().unwrap().push((level, text.to_string()));
+        });
+        let log = passt::log::SinkGuard::enter(passt::log::Sink { func: Some(func), max_level: 6 });
+        let mut opts = CONFIG.to_vec();
+        opts.push("frames");
+        opts.extend_from_slice(extra);
+        let mut inst = Instance::new(&common::driver::Driver::config(&opts)).expect("instance");
+        let out: Arc<Mutex<Vec<Vec<u8>>>> = Default::default();
+        let o = out.clone();
+        inst.set_frame_output(Box::new(move |frames: &[IoSlice<'_>]| {
+            o.lock().unwrap().extend(frames.iter().map(|f| f.to_vec()));
+            frames.len()
+        }))
+        .unwrap();
+        Rig { inst, out, lines, _log: log }
+    }
+
+    fn input(&mut self, f: &[u8]) {
+        self.inst.frame_input(f, common::driver::now()).unwrap();
+    }
+
+    fn process(&mut self) {
+        self.inst.process(common::driver::now()).unwrap();
+    }
+
+    fn take(&mut self) -> Vec<Out> {
+        std::mem::take(&mut *self.out.lock().unwrap()).iter().filter_map(|f| parse_out(f)).collect()
+    }
+
+    /// Runs the loop as a host program would for `ms`; returns how many
+    /// times poll() said the instance had work.
+    fn run_for(&mut self, ms: u64) -> usize {
+        let end = Instant::now() + Duration::from_millis(ms);
+        let mut wakeups = 0;
+        while Instant::now() < end {
+            let mut pfd = libc::pollfd { fd: self.inst.fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd array of length 1.
+            if unsafe { libc::poll(&mut pfd, 1, 10) } > 0 {
+                wakeups += 1;
+            }
+            self.process();
+        }
+        wakeups
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.lines.lock().unwrap().iter().filter(|(l, _)| *l <= 4).map(|(_, t)| t.clone()).collect()
+    }
+}
+
+fn set_nofile(soft: u64) -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: r is a valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+    let old = r.rlim_cur;
+    r.rlim_cur = soft;
+    // SAFETY: r is a valid rlimit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0);
+    old
+}
+
+/// Restores RLIMIT_NOFILE even if the test fails half-way.
+struct NofileGuard(u64);
+
+impl Drop for NofileGuard {
+    fn drop(&mut self) {
+        set_nofile(self.0);
+    }
+}
+
+fn syn(g: IpAddr, gw: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
+    ip_frame(g, gw, P_TCP, &tcp(g, gw, sport, dport, 1, 0, 0x02, 65535, SYN_OPTS, &[]))
+}
+
+/// The process runs out of fds while the guest opens TCP connections,
+/// UDP flows and pings, and a host peer connects to a forwarded port:
+/// the guest gets resets, the log says why (rate limited), the loop does
+/// not spin on the listener it cannot accept from, and everything works
+/// again once fds are available.
+#[test]
+fn out_of_fds_is_logged_survived_and_recovered() {
+    let _serial = serial();
+    let ns = TestNs::new("nofile");
+    ns.run(|| {
+        out_of_fds();
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn out_of_fds() {
+    let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sport = server.local_addr().unwrap().port();
+    server.set_nonblocking(true).unwrap();
+    let fwd_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let fds_before = fd_count();
+    let fwd = format!("tcp-ports={fwd_port}");
+    let mut rig = Rig::new(&[&fwd]);
+    // A host peer connects to a forwarded port (while fds are plentiful
+    // on its side): the connection waits in the listener's backlog.
+    let c = std::net::TcpStream::connect(("127.0.0.1", fwd_port)).unwrap();
+    let soft = fd_count() as u64 + 20;
+    let guard = NofileGuard(set_nofile(soft));
+    // The guest opens 60 connections: the first few get through, the
+    // others are refused.
+    for i in 0..60u16 {
+        rig.input(&syn(g, gw, 30000 + i, sport));
+    }
+    rig.run_for(200);
+    let answers = rig.take();
+    let syn_acks = answers.iter().filter(|o| o.proto == P_TCP && o.flags & 0x12 == 0x12).count();
+    let resets = answers.iter().filter(|o| o.proto == P_TCP && o.flags & 0x04 != 0).count();
+    eprintln!("out of fds: {syn_acks} SYN-ACKs, {resets} resets");
+    assert!((1..=25).contains(&syn_acks), "{syn_acks} connections with about 20 fds");
+    assert_eq!(syn_acks + resets, 60, "every SYN answered, by a SYN-ACK or a reset");
+    // UDP flows and pings, 60 each.
+    for i in 0..60u16 {
+        rig.input(&ip_frame(g, gw, P_UDP, &udp(g, gw, 31000 + i, 9, b"x")));
+        rig.input(&ip_frame(g, gw, P_ICMP, &icmp4_echo(i, 1, b"x")));
+    }
+    // The forwarded port's listener is readable, but nothing can be
+    // accepted.
+    let wakeups = rig.run_for(500);
+    let warnings = rig.warnings();
+    eprintln!("{wakeups} wake-ups in 500 ms; warnings: {warnings:#?}");
+    assert!(wakeups < 100, "the loop spins while fds are exhausted: {wakeups} wake-ups in 500 ms");
+    assert!(warnings.iter().any(|w| w.contains("Too many open files")), "the log says why: {warnings:#?}");
+    assert!(warnings.len() <= 8, "rate-limited: {warnings:#?}");
+    // fds come back: everything works again.
+    drop(guard);
+    // The waiting peer was turned away with a reset, not left hanging.
+    let mut c = c;
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut b = [0u8; 1];
+    let r = c.read(&mut b);
+    assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "the waiting peer is reset: {r:?}");
+    drop(c);
+    rig.input(&syn(g, gw, 32000, sport));
+    rig.run_for(100);
+    let o = rig.take();
+    assert!(o.iter().any(|o| o.dport == 32000 && o.flags & 0x12 == 0x12), "a new connection once fds are back");
+    let c2 = std::net::TcpStream::connect(("127.0.0.1", fwd_port)).unwrap();
+    rig.run_for(200);
+    let o = rig.take();
+    assert!(o.iter().any(|o| o.dport == fwd_port && o.flags == 0x02), "inbound connections reach the guest again: {o:?}");
+    drop(c2);
+    drop(rig);
+    drop(server);
+    assert_eq!(fd_count(), fds_before - 1, "no fd leaked");
+}
