@@ -197,3 +197,63 @@ fn out_of_fds() {
     drop(server);
     assert_eq!(fd_count(), fds_before - 1, "no fd leaked");
 }
+
+/// The guest's namespace disappears under a running tap instance (its
+/// processes gone, the namespace deleted, the tap down) while a host peer
+/// keeps talking: our tap fd keeps the namespace alive, so the instance
+/// sees a silent guest and a link that refuses frames. No busy loop, no
+/// log flood, no crash; freeing the instance releases every socket and
+/// the host peer gets an end instead of a hang.
+#[test]
+fn the_guest_namespace_disappearing() {
+    let _serial = serial();
+    let fds0 = fd_count();
+    let s = rig::setup("nsgone", &[]);
+    let l = s.in_host(|| TcpListener::bind("127.0.0.1:0"));
+    let to: SocketAddr = format!("{}:{}", rig::GW4, l.local_addr().unwrap().port()).parse().unwrap();
+    let fds_idle = fd_count();
+    let mut c = s.in_guest(move || TcpStream::connect(to));
+    let (mut a, _) = l.accept().unwrap();
+    c.write_all(b"before").unwrap();
+    let mut b = [0u8; 6];
+    a.read_exact(&mut b).unwrap();
+    // The guest's processes end without closing their connection (as a
+    // SIGKILLed namespace would, once the link is gone), then the
+    // namespace is deleted.
+    s.guest.ip(&["link", "set", "tap0", "down"]);
+    drop(c);
+    let out = std::process::Command::new("ip").args(["netns", "del", &s.guest.name]).output().unwrap();
+    assert!(out.status.success());
+    let w0 = s.driver.wakeups.load(std::sync::atomic::Ordering::Relaxed);
+    // The host peer keeps sending: our TCP retransmits into a dead link.
+    let writer = std::thread::spawn(move || {
+        let chunk = [0x42u8; 4096];
+        for _ in 0..64 {
+            if a.write_all(&chunk).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        a
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let wakeups = s.driver.wakeups.load(std::sync::atomic::Ordering::Relaxed) - w0;
+    let warnings = s.driver.warnings();
+    eprintln!("{wakeups} wake-ups in 1.5 s after the namespace went; fds {fds_idle} -> {}; warnings {warnings:#?}", fd_count());
+    assert!(wakeups < 200, "no busy loop: {wakeups} wake-ups in 1.5 s");
+    assert!(warnings.is_empty(), "no log flood: {warnings:#?}");
+    assert_eq!(s.driver.count(6, "tap device is down"), 1, "one clear line: {:#?}", s.driver.lines.lock().unwrap());
+    assert!(!s.driver.finished(), "the instance still runs");
+    let mut a = writer.join().unwrap();
+    let rig::Setup { driver, guest, net } = s;
+    driver.stop().expect("a clean end");
+    drop(guest);
+    // Freed: the host peer's connection ends, nothing is left open.
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = a.read(&mut b);
+    assert!(matches!(&r, Ok(0)) || matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset), "the host peer sees the end: {r:?}");
+    drop(a);
+    drop(l);
+    assert_eq!(fd_count(), fds0, "every socket of the instance closed, its tap too");
+    drop(net);
+}

@@ -32,6 +32,8 @@ pub struct LogDriver {
     thread: Option<JoinHandle<Result<(), String>>>,
     pub lines: Lines,
     pub stats: Arc<Mutex<Stats>>,
+    /// Times poll() found work for the instance.
+    pub wakeups: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LogDriver {
@@ -42,7 +44,8 @@ impl LogDriver {
         let stop = Arc::new(AtomicBool::new(false));
         let lines: Lines = Default::default();
         let stats: Arc<Mutex<Stats>> = Default::default();
-        let (flag, sink_lines, shared) = (stop.clone(), lines.clone(), stats.clone());
+        let wakeups: Arc<std::sync::atomic::AtomicU64> = Default::default();
+        let (flag, sink_lines, shared, woken) = (stop.clone(), lines.clone(), stats.clone(), wakeups.clone());
         let thread = std::thread::spawn(move || {
             if let Err(e) = passt::sys::netns::enter_netns(&path) {
                 let _ = tx.send(Err(e.to_string()));
@@ -70,7 +73,9 @@ impl LogDriver {
                 let mut pfd = libc::pollfd { fd: instance.fd(), events: libc::POLLIN, revents: 0 };
                 let t = if !(0..=50).contains(&timeout) { 50 } else { timeout };
                 // SAFETY: pfd is a valid pollfd array of length 1.
-                unsafe { libc::poll(&mut pfd, 1, t) };
+                if unsafe { libc::poll(&mut pfd, 1, t) } > 0 {
+                    woken.fetch_add(1, Ordering::Relaxed);
+                }
                 let r = instance.process(crate::common::driver::now());
                 *shared.lock().unwrap() = instance.stats().clone();
                 match r {
@@ -85,7 +90,7 @@ impl LogDriver {
             Ok(())
         });
         match rx.recv() {
-            Ok(Ok(())) => Ok(LogDriver { stop, thread: Some(thread), lines, stats }),
+            Ok(Ok(())) => Ok(LogDriver { stop, thread: Some(thread), lines, stats, wakeups }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
