@@ -257,3 +257,177 @@ fn the_guest_namespace_disappearing() {
     assert_eq!(fd_count(), fds0, "every socket of the instance closed, its tap too");
     drop(net);
 }
+
+/// A host peer resets a connection in the middle of a transfer each way:
+/// the guest gets a reset (its read or write fails with ECONNRESET or
+/// EPIPE, after the data that did arrive), the flow and its socket are
+/// gone, and the next connection works.
+#[test]
+fn a_host_peer_reset_mid_transfer_resets_the_guest() {
+    use std::os::fd::AsFd;
+    let _serial = serial();
+    let s = rig::setup("hostrst", &[]);
+    let l = s.in_host(|| TcpListener::bind("127.0.0.1:0"));
+    let to: SocketAddr = format!("{}:{}", rig::GW4, l.local_addr().unwrap().port()).parse().unwrap();
+    let fds_idle = fd_count();
+    // Host -> guest: the host sends 1 MiB, the guest reads 100 KiB, the
+    // host resets.
+    let mut c = s.in_guest(move || TcpStream::connect(to));
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut a, _) = l.accept().unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = a.write_all(&vec![7u8; 1 << 20]);
+        a
+    });
+    let mut got = vec![0u8; 100 << 10];
+    c.read_exact(&mut got).unwrap();
+    let a = sender.join().unwrap();
+    passt::sys::tcp::set_linger_zero(a.as_fd()).unwrap();
+    drop(a);
+    let mut buf = vec![0u8; 1 << 16];
+    let end = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break Ok(0),
+            Ok(_) => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(matches!(&end, Err(e) if e.kind() == ErrorKind::ConnectionReset), "the guest sees the reset: {end:?}");
+    // Guest -> host: the guest keeps writing, the host resets.
+    let mut c2 = s.in_guest(move || TcpStream::connect(to));
+    let (mut a2, _) = l.accept().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![9u8; 64 << 10];
+        let t0 = Instant::now();
+        loop {
+            if let Err(e) = c2.write_all(&chunk) {
+                return Ok::<_, String>(e);
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                return Err("the guest could write for 10 s after the reset".to_string());
+            }
+        }
+    });
+    let mut got = vec![0u8; 200 << 10];
+    a2.read_exact(&mut got).unwrap();
+    passt::sys::tcp::set_linger_zero(a2.as_fd()).unwrap();
+    drop(a2);
+    let e = writer.join().unwrap().expect("the guest's writes fail");
+    assert!(matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe), "{e}");
+    drop(c);
+    // Both flows gone, their sockets closed; a new connection works.
+    assert!(common::netns::wait_until(Duration::from_secs(3), || fd_count() == fds_idle), "fds back to {fds_idle}: {}", fd_count());
+    let mut c3 = s.in_guest(move || TcpStream::connect(to));
+    let (mut a3, _) = l.accept().unwrap();
+    c3.write_all(b"again").unwrap();
+    let mut b = [0u8; 5];
+    a3.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"again");
+}
+
+/// A guest on the stream socket that stops reading while a host peer
+/// sends 8 MiB: our writes to it fail with EAGAIN, the queue to the guest
+/// fills to its bound, host sockets stop being read (the peer is held
+/// back by TCP, memory stays bounded) and when the guest reads again every
+/// byte arrives, in order.
+#[test]
+fn a_guest_that_stops_reading_loses_nothing() {
+    let _serial = serial();
+    let ns = TestNs::new("stall");
+    ns.run(|| {
+        stalled_guest();
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn read_frame(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut f = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut f).unwrap();
+    f
+}
+
+fn write_frame(s: &mut std::os::unix::net::UnixStream, f: &[u8]) {
+    let mut b = (f.len() as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(f);
+    s.write_all(&b).unwrap();
+}
+
+fn byte_at(off: usize) -> u8 {
+    (off as u8) ^ ((off >> 8) as u8).wrapping_mul(13) ^ ((off >> 16) as u8)
+}
+
+fn stalled_guest() {
+    const N: usize = 8 << 20;
+    let dir = std::env::temp_dir().join(format!("passt-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("guest.sock");
+    let mut opts = CONFIG.to_vec();
+    let sock = format!("socket={}", path.display());
+    opts.push(&sock);
+    let driver = common::driver::Driver::start(&common::driver::Driver::config(&opts)).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
+    write_frame(&mut s, &syn(g, gw, 40000, port));
+    let sa = loop {
+        if let Some(o) = parse_out(&read_frame(&mut s)) {
+            if o.proto == P_TCP && o.dport == 40000 {
+                break o;
+            }
+        }
+    };
+    assert_eq!(sa.flags & 0x12, 0x12);
+    let mut rcv = sa.seq.wrapping_add(1);
+    let ack = |rcv: u32| ip_frame(g, gw, P_TCP, &tcp(g, gw, 40000, port, 2, rcv, 0x10, 65535, &[], &[]));
+    write_frame(&mut s, &ack(rcv));
+    let (mut a, _) = l.accept().unwrap();
+    let rss0 = rss_kib();
+    let sender = std::thread::spawn(move || {
+        for off in (0..N).step_by(64 << 10) {
+            let chunk: Vec<u8> = (off..off + (64 << 10)).map(byte_at).collect();
+            a.write_all(&chunk).unwrap();
+        }
+        a.shutdown(Shutdown::Write).unwrap();
+        a
+    });
+    // The guest does not read for a second.
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_stalled = rss_kib();
+    eprintln!("RSS {rss0} KiB -> {rss_stalled} KiB while the guest does not read");
+    assert!(rss_stalled < rss0 + 16 * 1024, "memory bounded while the guest stalls: {rss0} -> {rss_stalled} KiB");
+    assert!(!sender.is_finished(), "the host peer is held back, not buffered without bound");
+    // It reads again, acknowledging as it goes.
+    let mut got = 0usize;
+    let mut fin = false;
+    let t0 = Instant::now();
+    while !fin {
+        assert!(t0.elapsed() < Duration::from_secs(30), "stuck at {got} bytes");
+        let Some(o) = parse_out(&read_frame(&mut s)) else { continue };
+        if o.proto != P_TCP || o.dport != 40000 {
+            continue;
+        }
+        assert_eq!(o.flags & 0x04, 0, "no reset");
+        if o.seq == rcv {
+            for (i, b) in o.payload.iter().enumerate() {
+                assert_eq!(*b, byte_at(got + i), "byte {} intact", got + i);
+            }
+            got += o.payload.len();
+            rcv = rcv.wrapping_add(o.payload.len() as u32);
+            if o.flags & 0x01 != 0 {
+                rcv = rcv.wrapping_add(1);
+                fin = true;
+            }
+        }
+        write_frame(&mut s, &ack(rcv));
+    }
+    assert_eq!(got, N, "every byte arrived");
+    drop(sender.join().unwrap());
+    drop(s);
+    driver.stop().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
