@@ -121,7 +121,7 @@ impl LogDriver {
 
     /// Whether the loop ended by itself (an error), without stopping it.
     pub fn finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.thread.as_ref().map_or(true, |t| t.is_finished())
     }
 }
 
