@@ -711,3 +711,41 @@ fn stream_framing() {
     assert_eq!(fd_count(), fds_before, "no fd left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `max-flows` bounds each protocol on its own: 200 new TCP connections,
+/// UDP flows or ping flows against a limit of 50 open at most 50 sockets,
+/// and the rest are refused and counted.
+#[test]
+fn max_flows_bounds_tcp_udp_and_icmp_each() {
+    let _serial = serial();
+    let ns = TestNs::new("maxflows");
+    ns.run(|| {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
+        type Make = Box<dyn Fn(u16) -> Vec<u8>>;
+        let kinds: Vec<(&str, Make)> = vec![
+            ("TCP", Box::new(move |i| ip_frame(g, gw, P_TCP, &tcp(g, gw, 20000 + i, port, 1, 0, 0x02, 65535, SYN_OPTS, &[])))),
+            ("UDP", Box::new(move |i| ip_frame(g, gw, P_UDP, &udp(g, gw, 20000 + i, 9, b"x")))),
+            ("ICMP", Box::new(move |i| ip_frame(g, gw, P_ICMP, &icmp4_echo(i, 1, b"x")))),
+        ];
+        for (name, make) in kinds {
+            let fds0 = fd_count();
+            let mut rig = Rig::new(&["max-flows=50"]);
+            let fds_idle = fd_count();
+            for i in 0..200u16 {
+                rig.input(&make(i));
+            }
+            rig.process();
+            let used = fd_count() - fds_idle;
+            let refused = rig.inst.stats().dropped(Drop::Limit);
+            eprintln!("{name}: 200 new flows, limit 50: {used} sockets, {refused} refused");
+            assert!((45..=50).contains(&used), "{name}: {used} sockets for a limit of 50");
+            assert_eq!(refused, 150, "{name}: the rest refused and counted");
+            drop(rig);
+            assert_eq!(fd_count(), fds0, "{name}: all closed with the instance");
+        }
+        Ok(())
+    })
+    .unwrap();
+}
