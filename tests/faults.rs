@@ -431,3 +431,98 @@ fn stalled_guest() {
     driver.stop().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The C daemon (examples-c/passt-standalone) started under `prlimit
+/// --nofile=40:1024`: a guest on its socket opens 60 connections; it answers
+/// every SYN (SYN-ACK or reset), says why on stderr, stays up; once its
+/// limit is raised (`prlimit --pid`), new connections work.
+#[test]
+fn the_daemon_out_of_fds_under_prlimit() {
+    let _serial = serial();
+    let lib = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    if !lib.join("libpasst.so").exists() {
+        panic!("no libpasst.so in {}: run cargo build --release", lib.display());
+    }
+    let build = lib.join("c-programs-hostile");
+    let out = std::process::Command::new("make")
+        .arg("-C")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples-c"))
+        .arg(format!("LIBDIR={}", lib.display()))
+        .arg(format!("BUILDDIR={}", build.display()))
+        .arg("all")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
+    let ns = TestNs::new("daemon");
+    // World-writable, in case the daemon drops to another user.
+    let dir = std::env::temp_dir().join(format!("passt-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = dir.join("guest.sock");
+    let l = ns.run(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut child = common::netns::ChildGuard(
+        ns.command("prlimit")
+            .arg("--nofile=40:1024")
+            .arg(build.join("passt-standalone"))
+            .args(["-f", "--runas", "0:0", "-s", path.to_str().unwrap(), "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2", "-4"])
+            .env("LD_LIBRARY_PATH", &lib)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let log: Arc<Mutex<String>> = Default::default();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    assert!(common::netns::wait_until(Duration::from_secs(10), || path.exists()), "the daemon listens: {}", log.lock().unwrap());
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
+    for i in 0..60u16 {
+        write_frame(&mut s, &syn(g, gw, 30000 + i, port));
+    }
+    let (mut syn_acks, mut resets) = (0, 0);
+    while syn_acks + resets < 60 {
+        let Some(o) = parse_out(&read_frame(&mut s)) else { continue };
+        if o.proto == P_TCP && (30000..30060).contains(&o.dport) {
+            if o.flags & 0x04 != 0 {
+                resets += 1;
+            } else if o.flags & 0x12 == 0x12 {
+                syn_acks += 1;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let text = log.lock().unwrap().clone();
+    eprintln!("daemon at 40 fds: {syn_acks} SYN-ACKs, {resets} resets; stderr:\n{text}");
+    assert!(resets > 0 && syn_acks > 0, "some connections opened, the rest refused");
+    assert!(text.contains("Too many open files"), "the daemon says why");
+    assert!(text.lines().filter(|l| l.contains("Too many open files")).count() <= 3, "rate limited");
+    assert!(child.0.try_wait().unwrap().is_none(), "the daemon is still running");
+    // Raise the running daemon's limit (it runs as root, without
+    // CAP_SYS_RESOURCE here: the soft limit, up to the hard one): new
+    // connections work again.
+    let pid = child.0.id().to_string();
+    let out = std::process::Command::new("prlimit").args(["--pid", &pid, "--nofile=1024:1024"]).output().unwrap();
+    assert!(out.status.success(), "prlimit --pid: {}", String::from_utf8_lossy(&out.stderr));
+    write_frame(&mut s, &syn(g, gw, 31000, port));
+    let o = loop {
+        if let Some(o) = parse_out(&read_frame(&mut s)) {
+            if o.proto == P_TCP && o.dport == 31000 {
+                break o;
+            }
+        }
+    };
+    assert_eq!(o.flags & 0x12, 0x12, "a new connection once the limit is raised");
+    drop(s);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
