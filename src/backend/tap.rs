@@ -13,11 +13,13 @@ const READ_BATCH: usize = 128;
 pub struct Tap {
     pub fd: OwnedFd,
     buf: Vec<u8>,
+    /// Whether the last write found the link down (said once per outage).
+    down: bool,
 }
 
 impl Tap {
     pub fn new(fd: OwnedFd) -> Tap {
-        Tap { fd, buf: vec![0; MAX_FRAME] }
+        Tap { fd, buf: vec![0; MAX_FRAME], down: false }
     }
 
     /// Reads up to a batch of frames. `Err` only for a dead device.
@@ -39,7 +41,13 @@ impl Tap {
         let mut result = Ok(Flush::Done);
         for frame in tx.frames() {
             match sys::write(self.fd.as_fd(), frame) {
-                Ok(_) => sent += 1,
+                Ok(_) => {
+                    sent += 1;
+                    if self.down {
+                        self.down = false;
+                        log::info!("tap device is up again");
+                    }
+                }
                 Err(e) if would_block(&e) => {
                     result = Ok(Flush::Blocked);
                     break;
@@ -47,7 +55,11 @@ impl Tap {
                 // The interface is down or the namespace is gone: what is
                 // queued cannot be delivered; TCP will send it again.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN) | Some(libc::EINVAL)) => {
-                    log::debug!("tap write failed: {e}");
+                    if !self.down {
+                        self.down = true;
+                        // Info, not warning: a tap not yet up is normal at start.
+                        log::info!("tap device is down or its namespace is gone ({e}): frames to the guest are dropped");
+                    }
                     sent += 1;
                 }
                 Err(e) => {

@@ -276,6 +276,13 @@ impl Core {
                     return flows.udp.handle_guest(&mut ctx, src, dst, l4);
                 }
                 if proto == ipv4::PROTO_TCP && !self.no_tcp {
+                    // A new connection with the budget spent: an idle UDP
+                    // or ping flow gives way (UDP only evicts its own).
+                    let syn = l4.get(13).is_some_and(|f| f & 0x12 == 0x02);
+                    if syn && self.budget.used >= self.budget.max {
+                        let (mut ctx, flows) = self.flow_ctx();
+                        let _ = flows.udp.evict_idle(&mut ctx) || flows.icmp.evict_idle(&mut ctx);
+                    }
                     let (mut ctx, flows) = self.flow_ctx();
                     return flows.tcp.handle_guest(&mut ctx, src, dst, l4);
                 }

@@ -9,7 +9,8 @@
 //!
 //! Ping sockets need the process's group in `net.ipv4.ping_group_range`
 //! (it covers both IP versions); when they are refused we say so once, and
-//! echo requests are dropped (counted). Flows idle for 60 s are closed.
+//! echo requests are dropped (counted). Flows idle for 60 s are closed;
+//! with the flow budget spent, one idle for 5 s gives way to a new flow.
 //! Only echo is translated; other ICMP from the guest (errors, MLD...) is
 //! ignored.
 
@@ -27,6 +28,9 @@ use std::time::Duration;
 
 /// A ping flow without traffic for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// With the flow budget spent, a ping flow idle this long gives way to a
+/// new flow of any protocol.
+pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(5);
 /// Largest echo message we relay (the MTU bounds it anyway).
 const MAX_MESSAGE: usize = 65535 - 40;
 
@@ -130,8 +134,8 @@ impl Icmp {
                              (allow our group in sysctl net.ipv4.ping_group_range)"
                         );
                     }
-                } else if let Some(n) = self.warn.allow(ctx.now, Duration::from_secs(5)) {
-                    log::warn!("cannot open a ping socket: {e} ({n} more not logged)");
+                } else {
+                    ctx.budget.socket_failed(ctx.now, "open a ping socket", &e);
                 }
                 return None;
             }
@@ -199,6 +203,20 @@ impl Icmp {
             if expired {
                 self.close(ctx, idx);
             }
+        }
+    }
+
+    /// With the budget spent, closes the least recently used ping flow if
+    /// it has been idle for [`EVICT_MIN_IDLE`] (an echo exchange is over
+    /// by then), so that a new flow can take its place; whether it did.
+    pub fn evict_idle(&mut self, ctx: &mut FlowCtx) -> bool {
+        let oldest = self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|f| (i, f.last_used))).min_by_key(|&(_, t)| t);
+        match oldest {
+            Some((idx, last)) if ctx.now.since(last) >= EVICT_MIN_IDLE => {
+                self.close(ctx, idx);
+                true
+            }
+            _ => false,
         }
     }
 

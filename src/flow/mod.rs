@@ -30,11 +30,13 @@ pub struct FlowBudget {
     pub max: usize,
     /// Rate limit of the "limit reached" warning.
     pub warn: crate::log::RateLimit,
+    /// Rate limit of the "cannot open a socket" warning (out of fds...).
+    pub socket_warn: crate::log::RateLimit,
 }
 
 impl FlowBudget {
     pub fn new(max: usize) -> Self {
-        FlowBudget { used: 0, max, warn: Default::default() }
+        FlowBudget { used: 0, max, warn: Default::default(), socket_warn: Default::default() }
     }
 
     /// Takes one flow slot; `false` (and a rate-limited warning) when the
@@ -48,6 +50,15 @@ impl FlowBudget {
             log::warn!("flow limit of {} reached: refusing new {what} flow ({suppressed} more refusals not logged)", self.max);
         }
         false
+    }
+
+    /// Says, at most every 5 s, that a flow's socket could not be had
+    /// (`EMFILE` when the process is out of fds): a guest can trigger it
+    /// at any rate.
+    pub fn socket_failed(&mut self, now: Instant, what: &str, e: &std::io::Error) {
+        if let Some(n) = self.socket_warn.allow(now, std::time::Duration::from_secs(5)) {
+            log::warn!("cannot {what}: {e} ({n} more failures not logged)");
+        }
     }
 
     pub fn release(&mut self) {

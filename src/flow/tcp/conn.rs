@@ -316,7 +316,15 @@ impl Conn {
         if !self.ack_owed && self.dupacks_owed == 0 {
             return true;
         }
-        let (field, size) = self.advertise();
+        // Duplicate ACKs repeat the last window exactly: one whose window
+        // changed is a window update to the guest, not a duplicate (RFC
+        // 5681 section 2), and it would wait for its retransmission timer
+        // instead of retransmitting the missing segment at once.
+        let (field, size) = if !self.ack_owed && self.last_ack.0 == self.rcv_nxt {
+            (self.last_ack.1, self.send_space().1)
+        } else {
+            self.advertise()
+        };
         let copies = u8::from(self.ack_owed) + self.dupacks_owed.min(3);
         for _ in 0..copies {
             if !self.send_flags(ctx, self.snd_nxt, ACK, field, &Options::default()) {

@@ -55,6 +55,11 @@ fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
+/// The reserve fd of [`Tcp::shed_one`].
+fn open_spare() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
+}
+
 /// A listening socket on `bind` (or dual-stack wildcard) and `port`.
 fn listening_socket(bind: Option<IpAddr>, port: u16) -> io::Result<OwnedFd> {
     let (addr, dual) = match bind {
@@ -169,10 +174,28 @@ impl Tcp {
 
     fn open_listener(&mut self, ctx: &mut FlowCtx, bind: Option<IpAddr>, host_port: u16, guest_port: u16) -> io::Result<u32> {
         let fd = listening_socket(bind, host_port)?;
+        if self.spare.is_none() {
+            self.spare = open_spare();
+        }
         let token = Token::new(Kind::TcpListen, self.listeners.next_index()).to_u64();
         ctx.host.add(fd.as_fd(), epoll::IN, token)?;
         log::debug!("TCP: listening on port {host_port} for guest port {guest_port}");
         Ok(self.listeners.insert(super::listen::Listener { fd, bind, host_port, guest_port }))
+    }
+
+    /// Out of fds with connections waiting, a listener stays readable and
+    /// the loop would spin on it: the spare fd is given up for a moment to
+    /// accept the oldest waiting connection and reset it, then taken back
+    /// (the peer sees a reset rather than a hang; the loop sleeps).
+    fn shed_one(&mut self, li: usize) {
+        let Some(spare) = self.spare.take() else { return };
+        drop(spare);
+        if let Some(l) = self.listeners.get(li) {
+            if let Ok((sock, _)) = sys::net::accept(l.fd.as_fd()) {
+                let _ = stcp::set_linger_zero(sock.as_fd());
+            }
+        }
+        self.spare = open_spare();
     }
 
     /// Accepts pending connections on listener `li`; each becomes a SYN to
@@ -184,9 +207,13 @@ impl Tcp {
             let (sock, peer) = match sys::net::accept(l.fd.as_fd()) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(errno(&e), libc::EMFILE | libc::ENFILE) => {
+                    ctx.budget.socket_failed(ctx.now, &format!("accept a connection on TCP port {}", l.host_port), &e);
+                    self.shed_one(li);
+                    return;
+                }
                 Err(e) => {
-                    // ECONNABORTED and friends: that one is gone; EMFILE:
-                    // the listener stays readable, retried next time.
+                    // ECONNABORTED and friends: that one is gone.
                     log::debug!("TCP: accept on port {}: {e}", l.host_port);
                     if errno(&e) == libc::ECONNABORTED {
                         continue;

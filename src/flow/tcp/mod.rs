@@ -152,6 +152,9 @@ pub struct Tcp {
     use_peek_off: bool,
     /// Rate limit of warnings the guest can trigger.
     warn: crate::log::RateLimit,
+    /// An fd held in reserve while listening: out of fds, it is given up
+    /// to accept (and reset) a waiting connection, see `listen::shed_one`.
+    spare: Option<std::os::fd::OwnedFd>,
 }
 
 impl Tcp {
@@ -170,6 +173,7 @@ impl Tcp {
             peak: 0,
             use_peek_off: true,
             warn: Default::default(),
+            spare: None,
         }
     }
 
@@ -258,6 +262,9 @@ impl Tcp {
             Ok(s) => s,
             Err(e) => {
                 log::debug!("TCP {guest} -> {peer} ({remote}): {e}");
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                    ctx.budget.socket_failed(ctx.now, "open a TCP socket", &e);
+                }
                 ctx.budget.release();
                 reply_rst(ctx, guest, peer, seg);
                 return;

@@ -379,6 +379,13 @@ impl Udp {
         &self.stats
     }
 
+    /// With the budget spent, closes the least recently used flow if it
+    /// has been idle for [`EVICT_MIN_IDLE`], so that another protocol's
+    /// new flow can take its place; whether it did.
+    pub fn evict_idle(&mut self, ctx: &mut FlowCtx) -> bool {
+        evict_oldest(&mut self.table, &mut self.stats, ctx.budget, ctx.now)
+    }
+
     /// Live flows (both directions).
     pub fn len(&self) -> usize {
         self.table.len()
