@@ -551,7 +551,7 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
         rig.process();
         rig.take();
     }
-    let instance_fds = 2; // the two epoll sets
+    let instance_fds = 3; // the two epoll sets and the wake-up eventfd
     assert_eq!(fd_count(), fds_servers_gone + instance_fds, "every socket of the storm closed once its flow ended");
     normal_traffic_works(&mut rig);
     drop(rig);
