@@ -173,9 +173,9 @@ impl Instance {
                     .map_err(|e| sys_err("epoll", e))?;
                 Guest::Fd(Some(conn))
             }
-            setup::Opened::Tap(fd) => {
+            setup::Opened::Tap(fd, vnet) => {
                 main.add(fd.as_fd(), epoll::IN, Token::new(Kind::Backend, 0).to_u64()).map_err(|e| sys_err("epoll", e))?;
-                Guest::Tap(Tap::new(fd))
+                Guest::Tap(Tap::new(fd, vnet))
             }
             setup::Opened::Frames => Guest::Frames(Frames::default()),
         };
@@ -208,6 +208,9 @@ impl Instance {
             gone: false,
             events: vec![epoll::empty_event(); EVENT_BATCH],
         };
+        if let Guest::Tap(t) = &inst.guest {
+            inst.core.tx.set_offload(t.offloads());
+        }
         inst.core.listen(config)?;
         if matches!(inst.guest, Guest::Tap(_) | Guest::Fd(_)) {
             inst.guest_attached();
@@ -336,7 +339,7 @@ impl Instance {
             Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => {
                 matches!(c.read_frames(|f| core.handle_frame(f)), ReadOutcome::Closed)
             }
-            Guest::Tap(t) => match t.read_frames(|f| core.handle_frame(f)) {
+            Guest::Tap(t) => match t.read_frames(|f| core.handle_frame_from(f.frame, f.l4_checked)) {
                 Ok(()) => false,
                 Err(e) => {
                     log::warn!("tap device: {e}");

@@ -682,6 +682,10 @@ impl Conn {
         let v6 = self.v6();
         let off = tx::l4_offset(v6);
         let hl = wtcp::HEADER_LEN;
+        // With offloads, one frame carries as many segments as fit and the
+        // guest's kernel takes it as such (GSO); the checksum is left undone.
+        let offload = ctx.tx.offload();
+        let seg_max = if offload { mss_for(u32::MAX, v6) } else { self.mss };
         loop {
             if self.fin_sent {
                 return Verdict::Keep;
@@ -697,7 +701,7 @@ impl Conn {
                 }
                 return Verdict::Keep;
             }
-            let len = room.min(self.mss) as usize;
+            let len = room.min(seg_max) as usize;
             let skip = self.snd_nxt.wrapping_sub(self.consumed);
             if !self.peek_off && skip >= FALLBACK_MAX_IN_FLIGHT {
                 return Verdict::Keep;
@@ -742,8 +746,10 @@ impl Conn {
                         window,
                     };
                     h.emit(&mut buf[off..], &Options::default());
-                    let flen = tx::finish_ip(buf, ctx.net.l2(), self.peer.ip(), self.guest.ip(), PROTO_TCP, hl + n);
-                    ctx.tx.commit(flen);
+                    let (src, dst) = (self.peer.ip(), self.guest.ip());
+                    let flen = tx::finish_ip_with(buf, ctx.net.l2(), src, dst, PROTO_TCP, hl + n, offload);
+                    let gso_size = if n as u32 > self.mss { self.mss as u16 } else { 0 };
+                    ctx.tx.commit_with(flen, tx::Offload { csum_partial: offload, gso_size });
                     self.ack_owed = false;
                     self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
                     self.snd_max = seq_max(self.snd_max, self.snd_nxt);
@@ -968,12 +974,13 @@ pub(super) fn emit_ctl(
 ) -> bool {
     let off = tx::l4_offset(from.is_ipv6());
     let hl = Header::buffer_len(options);
+    let partial = ctx.tx.offload();
     let Some(buf) = ctx.tx.reserve(off + hl) else {
         return false;
     };
     let h = Header { src_port: from.port(), dst_port: to.port(), seq, ack, flags, window };
     h.emit(&mut buf[off..], options);
-    let n = tx::finish_ip(buf, ctx.net.l2(), from.ip(), to.ip(), PROTO_TCP, hl);
-    ctx.tx.commit(n);
+    let n = tx::finish_ip_with(buf, ctx.net.l2(), from.ip(), to.ip(), PROTO_TCP, hl, partial);
+    ctx.tx.commit_with(n, tx::Offload { csum_partial: partial, gso_size: 0 });
     true
 }

@@ -183,6 +183,7 @@ impl Udp {
                 self.scratch.resize(rest_len, 0);
             }
             let Some(fd) = Self::source_fd(&self.table, &self.listeners, src) else { return };
+            let partial_ok = ctx.tx.offload();
             let Some(frame) = ctx.tx.reserve(frame_max) else { break };
             let r = self.batch.recv(fd, &mut frame[off..frame_max], &mut self.scratch[..rest_len], slot, want);
             self.stats.recv_calls += 1;
@@ -205,8 +206,9 @@ impl Udp {
             let mut bytes = first.len;
             match self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, first.from) {
                 Ok((from, to)) if !first.truncated => {
-                    let len = finish_frame(frame, ctx.net, from, to, first.len);
-                    ctx.tx.commit(len);
+                    let partial = partial_ok;
+                    let len = finish_frame(frame, ctx.net, from, to, first.len, partial);
+                    ctx.tx.commit_with(len, tx::Offload { csum_partial: partial, gso_size: 0 });
                     self.stats.to_guest += 1;
                 }
                 r => {
@@ -245,13 +247,14 @@ impl Udp {
             self.dropped(ctx, Drop::Oversize);
             return;
         }
+        let partial = ctx.tx.offload();
         let Some(frame) = ctx.tx.reserve(off + m.len) else {
             self.dropped(ctx, Drop::TxFull);
             return;
         };
         frame[off..off + m.len].copy_from_slice(&self.scratch[at..at + m.len]);
-        let len = finish_frame(frame, ctx.net, from, to, m.len);
-        ctx.tx.commit(len);
+        let len = finish_frame(frame, ctx.net, from, to, m.len, partial);
+        ctx.tx.commit_with(len, tx::Offload { csum_partial: partial, gso_size: 0 });
         self.stats.to_guest += 1;
     }
 
@@ -312,11 +315,12 @@ impl Udp {
 }
 
 /// Writes the UDP header and the IP/Ethernet headers around a payload
-/// already at its place in `frame`; returns the frame length.
-fn finish_frame(frame: &mut [u8], net: &GuestNet, from: SocketAddr, to: SocketAddr, len: usize) -> usize {
+/// already at its place in `frame`; returns the frame length. `partial`:
+/// leave the checksum to the kernel (a tap with offloads).
+fn finish_frame(frame: &mut [u8], net: &GuestNet, from: SocketAddr, to: SocketAddr, len: usize, partial: bool) -> usize {
     let l4 = tx::l4_offset(to.is_ipv6());
     wudp::emit(&mut frame[l4..], from.port(), to.port(), len);
-    tx::finish_ip(frame, net.l2(), from.ip(), to.ip(), ipv4::PROTO_UDP, wudp::HEADER_LEN + len)
+    tx::finish_ip_with(frame, net.l2(), from.ip(), to.ip(), ipv4::PROTO_UDP, wudp::HEADER_LEN + len, partial)
 }
 
 #[cfg(test)]
