@@ -38,6 +38,9 @@
 # guest->host and print where the time goes.
 #
 # Environment: DUR (seconds per iperf3/rr run, default 3), RUNS (default 3),
+# and, to measure a part only: PATHS (default "ours pasta slirp veth
+# ours-sock passt"), MTUS ("65520 1500"), WINDOWS ("none 256K"), TESTS
+# ("tcp udp rr crr frames");
 # NICE (niceness of everything started, default 5: the components are niced
 # equally so the comparison stays fair on a shared machine).
 set -uo pipefail
@@ -59,10 +62,12 @@ while [ $# -gt 0 ]; do
 done
 
 if [ $QUICK = 1 ]; then
-    DUR=${DUR:-1}; RUNS=${RUNS:-1}; MTUS="65520"; WINDOWS="none"
+    DUR=${DUR:-1}; RUNS=${RUNS:-1}; MTUS=${MTUS:-65520}; WINDOWS=${WINDOWS:-none}
 else
-    DUR=${DUR:-3}; RUNS=${RUNS:-3}; MTUS="65520 1500"; WINDOWS="none 256K"
+    DUR=${DUR:-3}; RUNS=${RUNS:-3}; MTUS=${MTUS:-65520 1500}; WINDOWS=${WINDOWS:-none 256K}
 fi
+ALL_PATHS=${PATHS:-ours pasta slirp veth ours-sock passt}
+TESTS=${TESTS:-tcp udp rr crr frames}
 NICE=${NICE:-5}
 
 fail() { echo "run.sh: $*" >&2; exit 1; }
@@ -125,7 +130,6 @@ IPERF_PID=$LAST
 spawn ip netns exec "$H" "$RR" server 0.0.0.0 5300
 
 # ---- Paths ---------------------------------------------------------------
-ALL_PATHS="ours pasta slirp veth ours-sock passt"
 declare -A TPID TARGET GNS PUMPPID
 setup_path() { # path mtu
     local p=$1 mtu=$2 g=$TAG-$1
@@ -258,6 +262,7 @@ for mtu in $MTUS; do
     done
     [ -n "$UP" ] || fail "no path came up"
     for w in $WINDOWS; do
+        case " $TESTS " in *" tcp "*) ;; *) continue ;; esac
         wopt=(); [ "$w" = none ] || wopt=(-w "$w")
         for dir in up down; do
             dopt=(); [ $dir = down ] && dopt=(-R)
@@ -268,8 +273,9 @@ for mtu in $MTUS; do
             done
         done
     done
-    if [ "$mtu" = 65520 ]; then
+    if [ "$mtu" = 65520 ] || [ "$MTUS" = "$mtu" ]; then
         for dir in up down; do
+            case " $TESTS " in *" udp "*) ;; *) continue ;; esac
             dopt=(); [ $dir = down ] && dopt=(-R)
             echo "run.sh: $(date +%T) udp-$dir" >&2
             for r in $(seq "$RUNS"); do
@@ -277,6 +283,7 @@ for mtu in $MTUS; do
             done
         done
         for t in rr crr; do
+            case " $TESTS " in *" $t "*) ;; *) continue ;; esac
             echo "run.sh: $(date +%T) $t" >&2
             for r in $(seq "$RUNS"); do
                 for p in $UP; do measure_rr "$p" "$t" "$r"; done
@@ -292,10 +299,12 @@ done
 for p in $ALL_PATHS; do record "$p" rss 1 "${HWM[$p]:-0}" "" "" ""; done
 
 # ---- Frame-path microbenchmark --------------------------------------------
-echo "run.sh: $(date +%T) frames-bench" >&2
+case " $TESTS " in *" frames "*) ;; *) TESTS_NOFRAMES=1 ;; esac
+[ -n "${TESTS_NOFRAMES:-}" ] || echo "run.sh: $(date +%T) frames-bench" >&2
 FCOUNT=1000000; [ $QUICK = 1 ] && FCOUNT=100000
-ip netns exec "$H" "$FB" all $FCOUNT > "$WORK/frames.txt" 2>/dev/null
+[ -n "${TESTS_NOFRAMES:-}" ] || ip netns exec "$H" "$FB" all $FCOUNT > "$WORK/frames.txt" 2>/dev/null
 for k in arp tcp-rst tcp-rst-64k; do
+    [ -n "${TESTS_NOFRAMES:-}" ] && break
     n=20000; [ $k = tcp-rst-64k ] && n=2000
     ip netns exec "$H" valgrind --tool=callgrind --toggle-collect=passt_frame_input \
         --callgrind-out-file="$WORK/cg.$k" "$FB" $k $n >/dev/null 2>&1
