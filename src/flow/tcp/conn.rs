@@ -31,6 +31,13 @@ pub(super) const FALLBACK_MAX_IN_FLIGHT: u32 = 1 << 20;
 /// buffer and changes nothing.
 pub(super) const MAX_SEGS_IN_FLIGHT: u32 = 512;
 
+/// Guest segments smaller than this are staged and written to the socket
+/// together at the end of the batch of frames (one `send` for a batch of
+/// MTU-sized segments instead of one each); larger ones go out at once.
+pub(super) const STAGE_DIRECT_MIN: usize = 16 << 10;
+/// Most bytes staged before they are written out.
+pub(super) const STAGE_MAX: usize = 256 << 10;
+
 /// Where a connection is in its life (see the table in [`super`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
@@ -461,7 +468,9 @@ impl Conn {
     // ---- Segments from the guest ---------------------------------------
 
     /// A segment from the guest for this connection.
-    pub fn on_segment(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>) -> Verdict {
+    /// `stage`: the table's staging buffer, holding this connection's
+    /// accepted but unwritten data (or nothing).
+    pub fn on_segment(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>, stage: &mut Vec<u8>) -> Verdict {
         if seg.has(RST) {
             return self.on_rst(seg);
         }
@@ -480,7 +489,7 @@ impl Conn {
                 log::debug!("TCP {} -> {}: established", self.guest, self.peer);
                 self.establish(ctx.now);
                 self.guest_wnd = u32::from(seg.window()) << self.guest_ws;
-                self.on_data(seg)
+                self.on_data(seg, stage)
             }
             State::SynSent => {
                 if !(seg.has(SYN) && seg.has(ACK)) || seg.ack() != self.isn.wrapping_add(1) {
@@ -513,7 +522,7 @@ impl Conn {
                 if seg.has(ACK) {
                     self.on_ack(ctx, seg);
                 }
-                self.on_data(seg)
+                self.on_data(seg, stage)
             }
         }
     }
@@ -587,7 +596,7 @@ impl Conn {
     /// Payload and FIN of a guest segment: written to the socket in
     /// sequence only; the ACK (owed until the flush) covers what the
     /// kernel took.
-    fn on_data(&mut self, seg: &Segment<'_>) -> Verdict {
+    fn on_data(&mut self, seg: &Segment<'_>, stage: &mut Vec<u8>) -> Verdict {
         let mut data = seg.payload();
         let fin = seg.has(FIN);
         if data.is_empty() && !fin {
@@ -602,41 +611,62 @@ impl Conn {
             self.ack_owed = true;
             return Verdict::Keep;
         }
+        // Staged bytes are accepted but not yet written to the socket.
+        let expected = self.rcv_nxt.wrapping_add(stage.len() as u32);
         let mut seq = seg.seq();
-        if seq_lt(seq, self.rcv_nxt) {
-            let old = self.rcv_nxt.wrapping_sub(seq) as usize;
+        if seq_lt(seq, expected) {
+            let old = expected.wrapping_sub(seq) as usize;
             if old > data.len() || (old == data.len() && !fin) {
                 self.ack_owed = true; // wholly old: tell the guest where we are
                 return Verdict::Keep;
             }
             data = &data[old..];
-            seq = self.rcv_nxt;
+            seq = expected;
         }
-        if seq != self.rcv_nxt {
+        if seq != expected {
             // Out of order: dropped; a duplicate ACK per segment lets the
             // guest retransmit fast.
             self.dupacks_owed = self.dupacks_owed.saturating_add(1);
             return Verdict::Keep;
         }
         if !data.is_empty() {
-            let n = match sys::send(self.sock.as_fd(), data, 0) {
-                Ok(n) => n,
-                Err(e) if would_block(&e) => 0,
-                Err(e) => {
-                    log::debug!("TCP {} -> {}: send: {e}", self.guest, self.peer);
-                    return Verdict::Abort;
-                }
-            };
-            self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
             self.ack_owed = true;
-            if n < data.len() {
-                // Only if our window estimate was wrong: the guest resends.
-                log::debug!("TCP {} -> {}: socket took {n} of {} bytes", self.guest, self.peer, data.len());
-                self.starved = true;
-                return Verdict::Keep;
+            if stage.is_empty() && data.len() >= STAGE_DIRECT_MIN {
+                // Large segments (TSO, large MTU): one send each is cheap.
+                let n = match sys::send(self.sock.as_fd(), data, 0) {
+                    Ok(n) => n,
+                    Err(e) if would_block(&e) => 0,
+                    Err(e) => {
+                        log::debug!("TCP {} -> {}: send: {e}", self.guest, self.peer);
+                        return Verdict::Abort;
+                    }
+                };
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
+                if n < data.len() {
+                    // Only if our window estimate was wrong: the guest resends.
+                    log::debug!("TCP {} -> {}: socket took {n} of {} bytes", self.guest, self.peer, data.len());
+                    self.starved = true;
+                    return Verdict::Keep;
+                }
+            } else {
+                if stage.len() + data.len() > STAGE_MAX {
+                    match self.send_staged(stage) {
+                        Some(true) => {}
+                        Some(false) => return Verdict::Keep, // the guest resends
+                        None => return Verdict::Abort,
+                    }
+                }
+                stage.extend_from_slice(data);
             }
         }
         if fin {
+            match self.send_staged(stage) {
+                // All written: the FIN can follow.
+                Some(true) => {}
+                // The guest resends the rest, FIN included.
+                Some(false) => return Verdict::Keep,
+                None => return Verdict::Abort,
+            }
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             self.guest_fin = true;
             self.ack_owed = true;
@@ -647,6 +677,35 @@ impl Conn {
             }
         }
         Verdict::Keep
+    }
+
+    /// Writes the guest data staged during a batch of frames to the socket
+    /// in one `send`, and empties the stage. What the socket does not take
+    /// is forgotten: it stays unacknowledged and the guest sends it again.
+    /// `Some(true)`: all written; `Some(false)`: not all; `None`: the socket
+    /// failed (abort).
+    pub fn send_staged(&mut self, stage: &mut Vec<u8>) -> Option<bool> {
+        if stage.is_empty() {
+            return Some(true);
+        }
+        let n = match sys::send(self.sock.as_fd(), stage, 0) {
+            Ok(n) => n,
+            Err(e) if would_block(&e) => 0,
+            Err(e) => {
+                log::debug!("TCP {} -> {}: send: {e}", self.guest, self.peer);
+                stage.clear();
+                return None;
+            }
+        };
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
+        self.ack_owed = true;
+        let all = n == stage.len();
+        if !all {
+            log::debug!("TCP {} -> {}: socket took {n} of {} staged bytes", self.guest, self.peer, stage.len());
+            self.starved = true;
+        }
+        stage.clear();
+        Some(all)
     }
 
     // ---- Host data to the guest ----------------------------------------
