@@ -631,8 +631,14 @@ impl Conn {
         }
         if !data.is_empty() {
             self.ack_owed = true;
-            if stage.is_empty() && data.len() >= STAGE_DIRECT_MIN {
-                // Large segments (TSO, large MTU): one send each is cheap.
+            if data.len() >= STAGE_DIRECT_MIN {
+                // Large segments (TSO, large MTU): one send each is cheap,
+                // a copy is not. What is staged goes first.
+                match self.send_staged(stage) {
+                    Some(true) => {}
+                    Some(false) => return Verdict::Keep, // the guest resends
+                    None => return Verdict::Abort,
+                }
                 let n = match sys::send(self.sock.as_fd(), data, 0) {
                     Ok(n) => n,
                     Err(e) if would_block(&e) => 0,
