@@ -75,6 +75,7 @@ mod conn;
 mod listen;
 
 use self::conn::{Conn, State};
+use crate::flow::hash::FlowHash;
 use crate::flow::FlowCtx;
 use crate::sys::{self, epoll, tcp as stcp};
 use crate::time::Instant;
@@ -136,7 +137,7 @@ pub struct Tcp {
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// (guest end, peer as the guest sees it) -> slot.
-    by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
+    by_tuple: HashMap<(SocketAddr, SocketAddr), u32, FlowHash>,
     listeners: Vec<listen::Listener>,
     /// (deadline, slot, generation); entries go stale and are skipped.
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
@@ -164,7 +165,7 @@ impl Tcp {
         Tcp {
             slots: Vec::new(),
             free: Vec::new(),
-            by_tuple: HashMap::with_capacity(max_flows_hint.min(64)),
+            by_tuple: HashMap::with_capacity_and_hasher(max_flows_hint.min(64), FlowHash::default()),
             listeners: Vec::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
