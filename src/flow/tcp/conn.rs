@@ -117,6 +117,10 @@ pub(super) struct Conn {
     recover: Option<u32>,
     /// `SO_PEEK_OFF` works on this socket.
     peek_off: bool,
+    /// The last peek found the receive queue empty past what we sent:
+    /// no peek is worth a system call until the next EPOLLIN (edge-
+    /// triggered: every arrival after that peek raises one) or a rewind.
+    host_drained: bool,
 
     // Timers.
     /// Retransmission, persist, or SYN/SYN-ACK retransmission.
@@ -205,6 +209,7 @@ impl Conn {
             dup_acks: 0,
             recover: None,
             peek_off,
+            host_drained: false,
             rto_at: None,
             retries: 0,
             queued: None,
@@ -739,6 +744,7 @@ impl Conn {
     fn do_rewind(&mut self) -> io::Result<()> {
         self.consume_acked()?;
         self.snd_nxt = self.snd_una;
+        self.host_drained = false;
         if !self.fin_acked() {
             self.fin_sent = false;
         }
@@ -778,6 +784,11 @@ impl Conn {
                 if self.guest_wnd == 0 && self.rto_at.is_none() {
                     self.rto_at = Some(ctx.now + rto(self.retries)); // persist
                 }
+                return Verdict::Keep;
+            }
+            // (After EPOLLRDHUP the end of stream may wait behind the data
+            // and raises no further edge: peek on until it shows.)
+            if self.host_drained && !self.host_rdhup {
                 return Verdict::Keep;
             }
             let len = room.min(seg_max) as usize;
@@ -839,11 +850,13 @@ impl Conn {
                     if n < len {
                         // The queue is drained for now; the next data
                         // arrival is a new edge.
+                        self.host_drained = true;
                         return Verdict::Keep;
                     }
                 }
                 Err(e) if would_block(&e) => {
                     ctx.tx.commit(0);
+                    self.host_drained = true;
                     return Verdict::Keep;
                 }
                 Err(e) => {
@@ -925,6 +938,7 @@ impl Conn {
             self.host_rdhup = true;
         }
         if events & (epoll::IN | epoll::RDHUP | epoll::HUP) != 0 {
+            self.host_drained = false;
             let v = self.send_host_data(ctx, scratch);
             if v != Verdict::Keep {
                 return v;
