@@ -104,8 +104,8 @@ pub struct Offload {
     /// The L4 checksum field holds only the pseudo-header sum
     /// ([`finish_ip_with`]).
     pub csum_partial: bool,
-    /// A TCP frame carrying more than one segment: the payload size of
-    /// each (0: one segment).
+    /// A TCP or UDP frame carrying more than one segment (datagram): the
+    /// payload size of each but the last (0: one segment).
     pub gso_size: u16,
 }
 
@@ -121,6 +121,8 @@ pub struct TxQueue {
     frames: std::collections::VecDeque<(usize, usize, Offload)>,
     /// The backend takes [`Offload`] frames (see [`TxQueue::set_offload`]).
     offload: bool,
+    /// ... including UDP frames of several datagrams.
+    udp_gso: bool,
     /// Bytes of the first frame (prefix included) already sent by a stream
     /// backend's partial write.
     head_sent: usize,
@@ -144,6 +146,46 @@ impl TxQueue {
             reserved: 0,
             unseen: 0,
             offload: false,
+            udp_gso: false,
+        }
+    }
+
+    /// Whether UDP frames may carry several datagrams (with
+    /// [`Offload::gso_size`]; only together with [`Self::set_offload`]).
+    pub fn set_udp_gso(&mut self, on: bool) {
+        self.udp_gso = on;
+    }
+
+    pub fn udp_gso(&self) -> bool {
+        self.offload && self.udp_gso
+    }
+
+    /// Grows the most recently committed frame by `extra` bytes, if the
+    /// queue has room and nothing was queued after it, and returns it
+    /// whole: a producer appends to it and rewrites its headers, then sets
+    /// its [`Offload`] with [`Self::set_last_offload`].
+    pub fn grow_last(&mut self, extra: usize) -> Option<&mut [u8]> {
+        let &(start, len, _) = self.frames.back()?;
+        let new_len = len + extra;
+        if start + PREFIX + len != self.used || new_len > MAX_FRAME || self.used + extra > self.limit {
+            return None;
+        }
+        if self.buf.len() < self.used + extra {
+            self.buf.resize(self.used + extra, 0);
+        }
+        self.used += extra;
+        if let Some(f) = self.frames.back_mut() {
+            f.1 = new_len;
+        }
+        self.buf[start..start + PREFIX].copy_from_slice(&(new_len as u32).to_be_bytes());
+        Some(&mut self.buf[start + PREFIX..start + PREFIX + new_len])
+    }
+
+    /// Sets the offload work of the most recently committed frame.
+    pub fn set_last_offload(&mut self, offload: Offload) {
+        debug_assert!(self.offload || offload == Offload::default());
+        if let Some(f) = self.frames.back_mut() {
+            f.2 = offload;
         }
     }
 

@@ -14,8 +14,9 @@
 //!   (the checksum field holds the pseudo-header sum; a locally delivered
 //!   packet is never summed at all) and, for TCP frames larger than a
 //!   segment, `gso_size` and `GSO_TCPV4/6`, so that the kernel takes one
-//!   64 KiB frame as the segments it stands for. The header goes out with
-//!   the frame in one `writev`.
+//!   64 KiB frame as the segments it stands for; likewise UDP frames
+//!   holding several datagrams of one flow (`GSO_UDP_L4`, when the kernel
+//!   has USO). The header goes out with the frame in one `writev`.
 
 use super::{would_block, Flush};
 use crate::sys;
@@ -37,6 +38,7 @@ const F_NEEDS_CSUM: u8 = 1;
 const F_DATA_VALID: u8 = 2;
 const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
+const GSO_UDP_L4: u8 = 5;
 
 /// One frame read from the tap.
 pub struct RxFrame<'a> {
@@ -140,6 +142,12 @@ fn vnet_header(frame: &[u8], offload: Offload) -> [u8; VNET_HDR_LEN] {
         let tcp_hdr = usize::from(frame[l4 + 12] >> 4) * 4;
         h[1] = if v6 { GSO_TCPV6 } else { GSO_TCPV4 };
         h[2..4].copy_from_slice(&((l4 + tcp_hdr) as u16).to_ne_bytes());
+        h[4..6].copy_from_slice(&offload.gso_size.to_ne_bytes());
+    } else if offload.gso_size > 0 && proto == ipv4::PROTO_UDP {
+        // Several datagrams of one flow after one UDP header (USO): the
+        // kernel cuts them apart for the receiving socket.
+        h[1] = GSO_UDP_L4;
+        h[2..4].copy_from_slice(&((l4 + 8) as u16).to_ne_bytes());
         h[4..6].copy_from_slice(&offload.gso_size.to_ne_bytes());
     }
     h[6..8].copy_from_slice(&(l4 as u16).to_ne_bytes());

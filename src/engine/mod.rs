@@ -163,6 +163,7 @@ impl Instance {
         let host = Epoll::new().map_err(|e| sys_err("epoll", e))?;
         main.add(host_fd(&host), epoll::IN, Token::new(Kind::HostSet, 0).to_u64())
             .map_err(|e| sys_err("epoll", e))?;
+        let mut udp_gso = false;
         let guest = match opened {
             setup::Opened::Listener(listener) => {
                 main.add(listener.fd.as_fd(), epoll::IN, Token::new(Kind::BackendListen, 0).to_u64())
@@ -175,8 +176,9 @@ impl Instance {
                     .map_err(|e| sys_err("epoll", e))?;
                 Guest::Fd(Some(conn))
             }
-            setup::Opened::Tap(fd, vnet) => {
+            setup::Opened::Tap(fd, vnet, uso) => {
                 main.add(fd.as_fd(), epoll::IN, Token::new(Kind::Backend, 0).to_u64()).map_err(|e| sys_err("epoll", e))?;
+                udp_gso = uso;
                 Guest::Tap(Tap::new(fd, vnet))
             }
             setup::Opened::Frames => Guest::Frames(Frames::default()),
@@ -213,6 +215,7 @@ impl Instance {
         };
         if let Guest::Tap(t) = &inst.guest {
             inst.core.tx.set_offload(t.offloads());
+            inst.core.tx.set_udp_gso(udp_gso);
         }
         inst.core.listen(config)?;
         if matches!(inst.guest, Guest::Tap(_) | Guest::Fd(_)) {

@@ -43,16 +43,20 @@ pub const VNET_HDR_LEN: usize = 10;
 /// (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`): the
 /// namespace's kernel then sends us TCP segments of up to 64 KiB whatever
 /// the MTU, with the L4 checksum left for us to skip, and accepts the same
-/// from us. `Ok(None)` when the kernel refuses the offloads (the caller
-/// falls back to [`open_tap`]).
-pub fn open_tap_offload(ifname: &str) -> io::Result<Option<OwnedFd>> {
+/// from us. UDP segmentation offload (`TUN_F_USO4 | TUN_F_USO6`, Linux
+/// 6.2) too when the kernel has it: the second value says so. `Ok(None)`
+/// when the kernel refuses the offloads (the caller falls back to
+/// [`open_tap`]).
+pub fn open_tap_offload(ifname: &str) -> io::Result<Option<(OwnedFd, bool)>> {
     let fd = open(ifname, true)?;
-    let flags = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
-    // SAFETY: TUNSETOFFLOAD takes an unsigned long by value.
-    match cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, flags as libc::c_ulong) }) {
-        Ok(_) => Ok(Some(fd)),
-        Err(_) => Ok(None),
+    let base = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+    for (flags, uso) in [(base | libc::TUN_F_USO4 | libc::TUN_F_USO6, true), (base, false)] {
+        // SAFETY: TUNSETOFFLOAD takes an unsigned long by value.
+        if cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, flags as libc::c_ulong) }).is_ok() {
+            return Ok(Some((fd, uso)));
+        }
     }
+    Ok(None)
 }
 
 fn open(ifname: &str, vnet_hdr: bool) -> io::Result<OwnedFd> {

@@ -24,6 +24,18 @@ pub(super) enum Source {
     Listener(u32),
 }
 
+/// Datagrams of one flow being gathered into one frame for the guest (UDP
+/// segmentation offload): the frame last committed holds them.
+struct Run {
+    from: SocketAddr,
+    to: SocketAddr,
+    /// Size of each datagram (the last may be shorter, and ends the run).
+    seg: usize,
+    /// Payload bytes in the frame.
+    total: usize,
+    closed: bool,
+}
+
 /// The largest UDP payload that fits the guest's MTU.
 fn max_payload(mtu: u32, v6: bool) -> usize {
     let ip = if v6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN };
@@ -169,6 +181,7 @@ impl Udp {
         let frame_max = off + slot;
         let mut total = 0;
         let mut retried = false;
+        let mut run: Option<Run>;
         while total < RX_PER_EVENT {
             let fits = ctx.tx.room() / (frame_max + tx::PREFIX);
             if fits == 0 {
@@ -210,16 +223,18 @@ impl Udp {
                     let len = finish_frame(frame, ctx.net, from, to, first.len, partial);
                     ctx.tx.commit_with(len, tx::Offload { csum_partial: partial, gso_size: 0 });
                     self.stats.to_guest += 1;
+                    run = Some(Run { from, to, seg: first.len, total: first.len, closed: false });
                 }
                 r => {
                     ctx.tx.commit(0);
+                    run = None;
                     self.dropped(ctx, r.err().unwrap_or(Drop::Oversize));
                 }
             }
             for i in 1..n {
                 let m = self.batch.received(i);
                 bytes += m.len;
-                self.deliver_from_scratch(ctx, src, m, (i - 1) * slot, off);
+                self.deliver_from_scratch(ctx, src, m, (i - 1) * slot, off, &mut run);
             }
             total += n;
             let batch_avg = (bytes / n.max(1)) as u32;
@@ -234,8 +249,11 @@ impl Udp {
         self.set_rx_avg(src, avg);
     }
 
-    /// Copies a datagram received into the scratch area into a frame.
-    fn deliver_from_scratch(&mut self, ctx: &mut FlowCtx, src: Source, m: Received, at: usize, off: usize) {
+    /// Copies a datagram received into the scratch area into a frame: the
+    /// frame of the current run when it continues it (same flow, no larger
+    /// than the run's datagrams) and the backend takes UDP segmentation
+    /// offload, a new frame otherwise.
+    fn deliver_from_scratch(&mut self, ctx: &mut FlowCtx, src: Source, m: Received, at: usize, off: usize, run: &mut Option<Run>) {
         let (from, to) = match self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, m.from) {
             Ok(a) => a,
             Err(why) => {
@@ -247,6 +265,22 @@ impl Udp {
             self.dropped(ctx, Drop::Oversize);
             return;
         }
+        if let Some(r) = run.as_mut().filter(|r| ctx.tx.udp_gso() && !r.closed && r.from == from && r.to == to) {
+            // IPv4's total length, or IPv6's payload length, bounds it.
+            let ip = if to.is_ipv6() { 0 } else { ipv4::HEADER_LEN };
+            let fits = ip + wudp::HEADER_LEN + r.total + m.len <= usize::from(u16::MAX);
+            if m.len > 0 && m.len <= r.seg && fits {
+                if let Some(frame) = ctx.tx.grow_last(m.len) {
+                    frame[off + r.total..off + r.total + m.len].copy_from_slice(&self.scratch[at..at + m.len]);
+                    r.total += m.len;
+                    r.closed = m.len < r.seg;
+                    finish_frame(frame, ctx.net, from, to, r.total, true);
+                    ctx.tx.set_last_offload(tx::Offload { csum_partial: true, gso_size: r.seg as u16 });
+                    self.stats.to_guest += 1;
+                    return;
+                }
+            }
+        }
         let partial = ctx.tx.offload();
         let Some(frame) = ctx.tx.reserve(off + m.len) else {
             self.dropped(ctx, Drop::TxFull);
@@ -256,6 +290,7 @@ impl Udp {
         let len = finish_frame(frame, ctx.net, from, to, m.len, partial);
         ctx.tx.commit_with(len, tx::Offload { csum_partial: partial, gso_size: 0 });
         self.stats.to_guest += 1;
+        *run = Some(Run { from, to, seg: m.len, total: m.len, closed: false });
     }
 
     fn dropped(&mut self, ctx: &mut FlowCtx, why: Drop) {
