@@ -2,7 +2,8 @@
 # Installs what the demo, the tests and the benchmark need on Debian 12:
 # QEMU, a kernel image and busybox for the test guest, iproute2 for
 # namespaces, the peers we compare with (passt/pasta, slirp4netns), iperf3,
-# socat, tcpdump, and the C toolchain. Idempotent; run as root.
+# socat, tcpdump, the C toolchain, valgrind and jq (benchmark). Idempotent;
+# run as root.
 set -euo pipefail
 
 PACKAGES=(

@@ -54,6 +54,14 @@ fn l4_checksum_field(proto: u8, v6: bool) -> Option<(usize, bool)> {
 /// the frame: both are programming errors of the caller, which sized `buf`
 /// through [`TxQueue::reserve`].
 pub fn finish_ip(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> usize {
+    finish_ip_with(buf, l2, src, dst, proto, l4_len, false)
+}
+
+/// [`finish_ip`], or with `partial` and a TCP or UDP segment, leaves the L4
+/// checksum to the receiver: the field holds the pseudo-header sum only
+/// (what a virtio-net header with `NEEDS_CSUM` announces; see
+/// [`Offload`]). Only for a queue whose backend offloads checksums.
+pub fn finish_ip_with(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize, partial: bool) -> usize {
     let v6 = src.is_ipv6();
     let off = l4_offset(v6);
     let l4 = &mut buf[off..off + l4_len];
@@ -65,9 +73,10 @@ pub fn finish_ip(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4
             (IpAddr::V6(s), IpAddr::V6(d), true) => checksum::pseudo_v6(s, d, proto, l4_len),
             _ => panic!("finish_ip: mixed address families"),
         };
-        let mut c = checksum::finish(checksum::sum(acc, l4));
+        let partial = partial && pseudo && proto != ipv6::NEXT_ICMPV6;
+        let mut c = if partial { !checksum::finish(acc) } else { checksum::finish(checksum::sum(acc, l4)) };
         // A computed UDP checksum of zero is sent as all ones (RFC 768).
-        if c == 0 && proto == ipv4::PROTO_UDP {
+        if c == 0 && proto == ipv4::PROTO_UDP && !partial {
             c = 0xffff;
         }
         l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
@@ -87,6 +96,19 @@ pub fn finish_ip(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4
     off + l4_len
 }
 
+/// What the kernel is asked to finish in a frame, for a backend with
+/// offloads (a tap with virtio-net headers); other backends never see
+/// anything but the default (a complete frame).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offload {
+    /// The L4 checksum field holds only the pseudo-header sum
+    /// ([`finish_ip_with`]).
+    pub csum_partial: bool,
+    /// A TCP or UDP frame carrying more than one segment (datagram): the
+    /// payload size of each but the last (0: one segment).
+    pub gso_size: u16,
+}
+
 /// A FIFO of frames waiting for the backend (see the module comment).
 pub struct TxQueue {
     /// `[prefix][frame][prefix][frame]...`; its length is the high-water
@@ -94,8 +116,13 @@ pub struct TxQueue {
     buf: Vec<u8>,
     /// Bytes in use (committed frames).
     used: usize,
-    /// Start (of the prefix) and length (of the frame) of each frame.
-    frames: std::collections::VecDeque<(usize, usize)>,
+    /// Start (of the prefix) and length (of the frame) of each frame, and
+    /// what is left for the kernel to do.
+    frames: std::collections::VecDeque<(usize, usize, Offload)>,
+    /// The backend takes [`Offload`] frames (see [`TxQueue::set_offload`]).
+    offload: bool,
+    /// ... including UDP frames of several datagrams.
+    udp_gso: bool,
     /// Bytes of the first frame (prefix included) already sent by a stream
     /// backend's partial write.
     head_sent: usize,
@@ -122,7 +149,58 @@ impl TxQueue {
             reserved: 0,
             unseen: 0,
             queued_bytes: 0,
+            offload: false,
+            udp_gso: false,
         }
+    }
+
+    /// Whether UDP frames may carry several datagrams (with
+    /// [`Offload::gso_size`]; only together with [`Self::set_offload`]).
+    pub fn set_udp_gso(&mut self, on: bool) {
+        self.udp_gso = on;
+    }
+
+    pub fn udp_gso(&self) -> bool {
+        self.offload && self.udp_gso
+    }
+
+    /// Grows the most recently committed frame by `extra` bytes, if the
+    /// queue has room and nothing was queued after it, and returns it
+    /// whole: a producer appends to it and rewrites its headers, then sets
+    /// its [`Offload`] with [`Self::set_last_offload`].
+    pub fn grow_last(&mut self, extra: usize) -> Option<&mut [u8]> {
+        let &(start, len, _) = self.frames.back()?;
+        let new_len = len + extra;
+        if start + PREFIX + len != self.used || new_len > MAX_FRAME || self.used + extra > self.limit {
+            return None;
+        }
+        if self.buf.len() < self.used + extra {
+            self.buf.resize(self.used + extra, 0);
+        }
+        self.used += extra;
+        if let Some(f) = self.frames.back_mut() {
+            f.1 = new_len;
+        }
+        self.buf[start..start + PREFIX].copy_from_slice(&(new_len as u32).to_be_bytes());
+        Some(&mut self.buf[start + PREFIX..start + PREFIX + new_len])
+    }
+
+    /// Sets the offload work of the most recently committed frame.
+    pub fn set_last_offload(&mut self, offload: Offload) {
+        debug_assert!(self.offload || offload == Offload::default());
+        if let Some(f) = self.frames.back_mut() {
+            f.2 = offload;
+        }
+    }
+
+    /// Whether producers may commit frames with [`Offload`] work (set by
+    /// the engine for a backend that passes it on to the kernel).
+    pub fn set_offload(&mut self, on: bool) {
+        self.offload = on;
+    }
+
+    pub fn offload(&self) -> bool {
+        self.offload
     }
 
     /// Bytes of frame data that can still be queued now.
@@ -160,6 +238,13 @@ impl TxQueue {
 
     /// Queues the frame written into the last reservation (`len` bytes).
     pub fn commit(&mut self, len: usize) {
+        self.commit_with(len, Offload::default());
+    }
+
+    /// [`Self::commit`] with work left for the kernel (only when
+    /// [`Self::offload`] is on).
+    pub fn commit_with(&mut self, len: usize, offload: Offload) {
+        debug_assert!(self.offload || offload == Offload::default());
         debug_assert!(len <= self.reserved);
         let len = len.min(self.reserved);
         self.reserved = 0;
@@ -168,7 +253,7 @@ impl TxQueue {
         }
         let start = self.used;
         self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
-        self.frames.push_back((start, len));
+        self.frames.push_back((start, len, offload));
         self.used += PREFIX + len;
         self.unseen += 1;
         self.queued_bytes += len;
@@ -178,7 +263,12 @@ impl TxQueue {
     /// and in-process backends. A frame partly sent by the stream backend is
     /// never mixed with these (one backend per instance).
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.frames.iter().map(|&(s, l)| &self.buf[s + PREFIX..s + PREFIX + l])
+        self.frames.iter().map(|&(s, l, _)| &self.buf[s + PREFIX..s + PREFIX + l])
+    }
+
+    /// The queued frames with their offload work, for the tap backend.
+    pub fn frames_offload(&self) -> impl Iterator<Item = (&[u8], Offload)> {
+        self.frames.iter().map(|&(s, l, o)| (&self.buf[s + PREFIX..s + PREFIX + l], o))
     }
 
     /// The frames committed since the last call (call it before frames
@@ -191,7 +281,7 @@ impl TxQueue {
     /// Drops the `n` oldest frames (they were sent).
     pub fn pop_frames(&mut self, n: usize) {
         for _ in 0..n.min(self.frames.len()) {
-            if let Some((_, len)) = self.frames.pop_front() {
+            if let Some((_, len, _)) = self.frames.pop_front() {
                 self.queued_bytes -= len;
             }
         }
@@ -203,14 +293,14 @@ impl TxQueue {
     /// stream backend.
     pub fn stream_bytes(&self) -> &[u8] {
         match self.frames.front() {
-            Some(&(s, _)) => &self.buf[s + self.head_sent..self.used],
+            Some(&(s, _, _)) => &self.buf[s + self.head_sent..self.used],
             None => &[],
         }
     }
 
     /// Marks `n` bytes of [`Self::stream_bytes`] as sent.
     pub fn consume_stream(&mut self, mut n: usize) {
-        while let Some(&(_, len)) = self.frames.front() {
+        while let Some(&(_, len, _)) = self.frames.front() {
             let left = PREFIX + len - self.head_sent;
             if n < left {
                 self.head_sent += n;

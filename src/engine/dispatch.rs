@@ -93,6 +93,13 @@ fn l4_checksum_ok(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> bool {
 impl Core {
     /// One frame from the guest.
     pub(crate) fn handle_frame(&mut self, frame: &[u8]) {
+        self.handle_frame_from(frame, false);
+    }
+
+    /// One frame from the guest; `l4_checked`: the backend's kernel vouches
+    /// for the L4 checksum or left it undone (a tap with offloads), so it
+    /// is not verified here.
+    pub(crate) fn handle_frame_from(&mut self, frame: &[u8], l4_checked: bool) {
         self.stats.frames_in += 1;
         self.stats.bytes_in += frame.len() as u64;
         if let Some(p) = self.pcap.as_mut() {
@@ -115,8 +122,8 @@ impl Core {
         }
         match eth.ethertype() {
             EtherType::Arp => self.handle_arp(eth.payload()),
-            EtherType::Ipv4 => self.handle_ipv4(eth.payload()),
-            EtherType::Ipv6 => self.handle_ipv6(eth.payload()),
+            EtherType::Ipv4 => self.handle_ipv4(eth.payload(), l4_checked),
+            EtherType::Ipv6 => self.handle_ipv6(eth.payload(), l4_checked),
             EtherType::Unknown(_) => self.stats.drop(Drop::Unsupported),
         }
     }
@@ -165,7 +172,7 @@ impl Core {
         }
     }
 
-    fn handle_ipv4(&mut self, payload: &[u8]) {
+    fn handle_ipv4(&mut self, payload: &[u8], l4_checked: bool) {
         if self.net.v4.is_none() {
             return self.stats.drop(Drop::Disabled);
         }
@@ -193,10 +200,10 @@ impl Core {
             return self.stats.drop(Drop::NotForUs);
         }
         self.observe(src.into());
-        self.handle_l4(src.into(), dst.into(), ip.protocol(), ip.payload());
+        self.handle_l4(src.into(), dst.into(), ip.protocol(), ip.payload(), l4_checked);
     }
 
-    fn handle_ipv6(&mut self, payload: &[u8]) {
+    fn handle_ipv6(&mut self, payload: &[u8], l4_checked: bool) {
         if self.net.v6.is_none() {
             return self.stats.drop(Drop::Disabled);
         }
@@ -211,7 +218,7 @@ impl Core {
         let proto = ip.next_header();
         let l4 = ip.payload();
         if proto == ipv6::NEXT_ICMPV6 {
-            if !l4_checksum_ok(src.into(), dst.into(), proto, l4) {
+            if !l4_checked && !l4_checksum_ok(src.into(), dst.into(), proto, l4) {
                 return self.stats.drop(Drop::BadChecksum);
             }
             if let Some(&t) = l4.first() {
@@ -223,7 +230,7 @@ impl Core {
         if proto == ipv6::NEXT_UDP {
             if let Ok(d) = udp::Datagram::new_checked(l4) {
                 if d.dst_port() == 547 {
-                    return self.handle_dhcpv6(src, dst, d.src_port(), l4);
+                    return self.handle_dhcpv6(src, dst, d.src_port(), l4, l4_checked);
                 }
             }
         }
@@ -231,7 +238,7 @@ impl Core {
             return self.stats.drop(Drop::NotForUs);
         }
         self.observe(src.into());
-        self.handle_l4(src.into(), dst.into(), proto, l4);
+        self.handle_l4(src.into(), dst.into(), proto, l4, l4_checked);
     }
 
     /// Learns the guest's source address; a new one is an event.
@@ -243,10 +250,10 @@ impl Core {
     }
 
     /// TCP, UDP and ICMP echo: to the flow tables.
-    fn handle_l4(&mut self, src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) {
+    fn handle_l4(&mut self, src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8], l4_checked: bool) {
         match proto {
             ipv4::PROTO_ICMP if src.is_ipv4() => {
-                if crate::wire::checksum::checksum(l4) != 0 {
+                if !l4_checked && crate::wire::checksum::checksum(l4) != 0 {
                     return self.stats.drop(Drop::BadChecksum);
                 }
                 if self.no_icmp {
@@ -264,7 +271,7 @@ impl Core {
                 flows.icmp.handle_guest(&mut ctx, src, dst, l4);
             }
             ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
-                if !l4_checksum_ok(src, dst, proto, l4) {
+                if !l4_checked && !l4_checksum_ok(src, dst, proto, l4) {
                     // IPv4 UDP may carry no checksum at all (zero).
                     let unchecked_udp = proto == ipv4::PROTO_UDP && src.is_ipv4() && l4.len() >= 8 && l4[6..8] == [0, 0];
                     if !unchecked_udp {
@@ -355,10 +362,10 @@ impl Core {
         self.queue_icmpv6(ipv6::multicast_mac(all_nodes), our_ll, all_nodes, &out[..len]);
     }
 
-    fn handle_dhcpv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr, sport: u16, l4: &[u8]) {
+    fn handle_dhcpv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr, sport: u16, l4: &[u8], l4_checked: bool) {
         let Some(cfg) = &self.services.dhcpv6 else { return self.stats.drop(Drop::Disabled) };
         let Some(our_ll) = self.net.v6.as_ref().map(|n| n.our_ll) else { return };
-        if !l4_checksum_ok(src.into(), dst.into(), ipv6::NEXT_UDP, l4) {
+        if !l4_checked && !l4_checksum_ok(src.into(), dst.into(), ipv6::NEXT_UDP, l4) {
             return self.stats.drop(Drop::BadChecksum);
         }
         let Ok(d) = udp::Datagram::new_checked(l4) else { return self.stats.drop(Drop::Truncated) };

@@ -162,7 +162,10 @@ pub fn guest_net(cfg: &Config, host: &HostNet, resolv: &hostnet::Resolv) -> Resu
 pub enum Opened {
     Listener(Listener),
     Conn(Conn),
-    Tap(std::os::fd::OwnedFd),
+    /// The tap's fd, whether it carries virtio-net headers with offloads,
+    /// and whether UDP segmentation offload is among them (see
+    /// [`sys::tun::open_tap_offload`]).
+    Tap(std::os::fd::OwnedFd, bool, bool),
     Frames,
 }
 
@@ -176,12 +179,18 @@ pub fn open_attachment(cfg: &Config, net: &GuestNet) -> Result<Opened, String> {
             sys::set_nonblocking(fd.as_fd()).map_err(|e| format!("fd: cannot make it non-blocking: {e}"))?;
             Ok(Opened::Conn(Conn::new(fd)))
         }
-        Attach::Netns { path, ifname, config_net } => open_tap(&path, &ifname, config_net, net).map(Opened::Tap),
+        Attach::Netns { path, ifname, config_net } => {
+            open_tap(&path, &ifname, config_net, net).map(|(fd, vnet, uso)| Opened::Tap(fd, vnet, uso))
+        }
         Attach::Frames => Ok(Opened::Frames),
     }
 }
 
-fn open_tap(path: &Path, ifname: &str, config_net: bool, net: &GuestNet) -> Result<std::os::fd::OwnedFd, String> {
+/// Opens the tap in the namespace, with offloads unless the kernel refuses
+/// them or `PASST_TAP_OFFLOAD=0` is set in the environment (to measure or
+/// test the plain path).
+fn open_tap(path: &Path, ifname: &str, config_net: bool, net: &GuestNet) -> Result<(std::os::fd::OwnedFd, bool, bool), String> {
+    let offload = std::env::var_os("PASST_TAP_OFFLOAD").map_or(true, |v| v != "0");
     let ns_cfg = NsNetConfig {
         ifname: ifname.to_string(),
         mtu: Some(net.mtu),
@@ -192,9 +201,13 @@ fn open_tap(path: &Path, ifname: &str, config_net: bool, net: &GuestNet) -> Resu
     };
     let name = ifname.to_string();
     sys::netns::run_in_netns(path, move || {
-        let fd = sys::tun::open_tap(&name)?;
+        let opened = if offload { sys::tun::open_tap_offload(&name)? } else { None };
+        let (fd, vnet, uso) = match opened {
+            Some((fd, uso)) => (fd, true, uso),
+            None => (sys::tun::open_tap(&name)?, false, false),
+        };
         hostnet::configure_link(&ns_cfg)?;
-        Ok(fd)
+        Ok((fd, vnet, uso))
     })
     .map_err(|e| format!("cannot set up tap '{ifname}' in namespace {}: {e}", path.display()))
 }

@@ -12,6 +12,7 @@
 //! next of them, `handle_tx_room` when the guest queue has room again after
 //! being full, and `reset_all` when the guest goes away.
 
+pub mod hash;
 pub mod icmp;
 pub mod slots;
 pub mod tcp;

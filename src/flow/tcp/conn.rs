@@ -20,6 +20,24 @@ use std::time::Duration;
 /// (each peek re-reads them into a scratch buffer of this size).
 pub(super) const FALLBACK_MAX_IN_FLIGHT: u32 = 1 << 20;
 
+/// Guest segments we let be in flight at most (our window never exceeds
+/// this many MSS). Between the guest's kernel and us sits a queue that
+/// drops what does not fit (a tap's 1000 frames by default, on the
+/// namespace side or in front of a socket-mode pump) rather than pushing
+/// back; a window beyond it lets a guest that outruns us lose segments,
+/// and with our in-order-only receiver every loss costs a round of
+/// retransmissions: at MTU 1500 throughput collapsed into timeouts. With
+/// TSO frames (64 KiB each) or a 64 KiB MTU the cap is far above the socket
+/// buffer and changes nothing.
+pub(super) const MAX_SEGS_IN_FLIGHT: u32 = 512;
+
+/// Guest segments smaller than this are staged and written to the socket
+/// together at the end of the batch of frames (one `send` for a batch of
+/// MTU-sized segments instead of one each); larger ones go out at once.
+pub(super) const STAGE_DIRECT_MIN: usize = 16 << 10;
+/// Most bytes staged before they are written out.
+pub(super) const STAGE_MAX: usize = 256 << 10;
+
 /// Where a connection is in its life (see the table in [`super`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
@@ -99,6 +117,10 @@ pub(super) struct Conn {
     recover: Option<u32>,
     /// `SO_PEEK_OFF` works on this socket.
     peek_off: bool,
+    /// The last peek found the receive queue empty past what we sent:
+    /// no peek is worth a system call until the next EPOLLIN (edge-
+    /// triggered: every arrival after that peek raises one) or a rewind.
+    host_drained: bool,
 
     // Timers.
     /// Retransmission, persist, or SYN/SYN-ACK retransmission.
@@ -187,6 +209,7 @@ impl Conn {
             dup_acks: 0,
             recover: None,
             peek_off,
+            host_drained: false,
             rto_at: None,
             retries: 0,
             queued: None,
@@ -275,11 +298,14 @@ impl Conn {
     /// keeps every byte inside our window acceptable while that overhead
     /// stays below 1/7 (see `advertise`), and lets each ACK's window be
     /// computed afresh without ever moving the right edge back.
+    ///
+    /// Both are capped at [`MAX_SEGS_IN_FLIGHT`] segments.
     fn send_space(&self) -> (u32, u32) {
         match stcp::send_buffer(self.sock.as_fd()) {
             Ok((size, queued)) => {
+                let cap = MAX_SEGS_IN_FLIGHT.saturating_mul(self.mss);
                 let room = size.saturating_sub(queued).min(u32::MAX as usize) as u32;
-                (room - room / 8, size as u32)
+                ((room - room / 8).min(cap), (size.min(u32::MAX as usize) as u32).min(cap))
             }
             Err(_) => (0, 0),
         }
@@ -455,7 +481,9 @@ impl Conn {
     // ---- Segments from the guest ---------------------------------------
 
     /// A segment from the guest for this connection.
-    pub fn on_segment(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>) -> Verdict {
+    /// `stage`: the table's staging buffer, holding this connection's
+    /// accepted but unwritten data (or nothing).
+    pub fn on_segment(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>, stage: &mut Vec<u8>) -> Verdict {
         if seg.has(RST) {
             return self.on_rst(seg);
         }
@@ -474,7 +502,7 @@ impl Conn {
                 log::debug!("TCP {} -> {}: established", self.guest, self.peer);
                 self.establish(ctx.now);
                 self.guest_wnd = u32::from(seg.window()) << self.guest_ws;
-                self.on_data(seg)
+                self.on_data(seg, stage)
             }
             State::SynSent => {
                 if !(seg.has(SYN) && seg.has(ACK)) || seg.ack() != self.isn.wrapping_add(1) {
@@ -507,7 +535,7 @@ impl Conn {
                 if seg.has(ACK) {
                     self.on_ack(ctx, seg);
                 }
-                self.on_data(seg)
+                self.on_data(seg, stage)
             }
         }
     }
@@ -581,7 +609,7 @@ impl Conn {
     /// Payload and FIN of a guest segment: written to the socket in
     /// sequence only; the ACK (owed until the flush) covers what the
     /// kernel took.
-    fn on_data(&mut self, seg: &Segment<'_>) -> Verdict {
+    fn on_data(&mut self, seg: &Segment<'_>, stage: &mut Vec<u8>) -> Verdict {
         let mut data = seg.payload();
         let fin = seg.has(FIN);
         if data.is_empty() && !fin {
@@ -596,41 +624,68 @@ impl Conn {
             self.ack_owed = true;
             return Verdict::Keep;
         }
+        // Staged bytes are accepted but not yet written to the socket.
+        let expected = self.rcv_nxt.wrapping_add(stage.len() as u32);
         let mut seq = seg.seq();
-        if seq_lt(seq, self.rcv_nxt) {
-            let old = self.rcv_nxt.wrapping_sub(seq) as usize;
+        if seq_lt(seq, expected) {
+            let old = expected.wrapping_sub(seq) as usize;
             if old > data.len() || (old == data.len() && !fin) {
                 self.ack_owed = true; // wholly old: tell the guest where we are
                 return Verdict::Keep;
             }
             data = &data[old..];
-            seq = self.rcv_nxt;
+            seq = expected;
         }
-        if seq != self.rcv_nxt {
+        if seq != expected {
             // Out of order: dropped; a duplicate ACK per segment lets the
             // guest retransmit fast.
             self.dupacks_owed = self.dupacks_owed.saturating_add(1);
             return Verdict::Keep;
         }
         if !data.is_empty() {
-            let n = match sys::send(self.sock.as_fd(), data, 0) {
-                Ok(n) => n,
-                Err(e) if would_block(&e) => 0,
-                Err(e) => {
-                    log::debug!("TCP {} -> {}: send: {e}", self.guest, self.peer);
-                    return Verdict::Abort;
-                }
-            };
-            self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
             self.ack_owed = true;
-            if n < data.len() {
-                // Only if our window estimate was wrong: the guest resends.
-                log::debug!("TCP {} -> {}: socket took {n} of {} bytes", self.guest, self.peer, data.len());
-                self.starved = true;
-                return Verdict::Keep;
+            if data.len() >= STAGE_DIRECT_MIN {
+                // Large segments (TSO, large MTU): one send each is cheap,
+                // a copy is not. What is staged goes first.
+                match self.send_staged(stage) {
+                    Some(true) => {}
+                    Some(false) => return Verdict::Keep, // the guest resends
+                    None => return Verdict::Abort,
+                }
+                let n = match sys::send(self.sock.as_fd(), data, 0) {
+                    Ok(n) => n,
+                    Err(e) if would_block(&e) => 0,
+                    Err(e) => {
+                        log::debug!("TCP {} -> {}: send: {e}", self.guest, self.peer);
+                        return Verdict::Abort;
+                    }
+                };
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
+                if n < data.len() {
+                    // Only if our window estimate was wrong: the guest resends.
+                    log::debug!("TCP {} -> {}: socket took {n} of {} bytes", self.guest, self.peer, data.len());
+                    self.starved = true;
+                    return Verdict::Keep;
+                }
+            } else {
+                if stage.len() + data.len() > STAGE_MAX {
+                    match self.send_staged(stage) {
+                        Some(true) => {}
+                        Some(false) => return Verdict::Keep, // the guest resends
+                        None => return Verdict::Abort,
+                    }
+                }
+                stage.extend_from_slice(data);
             }
         }
         if fin {
+            match self.send_staged(stage) {
+                // All written: the FIN can follow.
+                Some(true) => {}
+                // The guest resends the rest, FIN included.
+                Some(false) => return Verdict::Keep,
+                None => return Verdict::Abort,
+            }
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             self.guest_fin = true;
             self.ack_owed = true;
@@ -641,6 +696,35 @@ impl Conn {
             }
         }
         Verdict::Keep
+    }
+
+    /// Writes the guest data staged during a batch of frames to the socket
+    /// in one `send`, and empties the stage. What the socket does not take
+    /// is forgotten: it stays unacknowledged and the guest sends it again.
+    /// `Some(true)`: all written; `Some(false)`: not all; `None`: the socket
+    /// failed (abort).
+    pub fn send_staged(&mut self, stage: &mut Vec<u8>) -> Option<bool> {
+        if stage.is_empty() {
+            return Some(true);
+        }
+        let n = match sys::send(self.sock.as_fd(), stage, 0) {
+            Ok(n) => n,
+            Err(e) if would_block(&e) => 0,
+            Err(e) => {
+                log::debug!("TCP {} -> {}: send: {e}", self.guest, self.peer);
+                stage.clear();
+                return None;
+            }
+        };
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
+        self.ack_owed = true;
+        let all = n == stage.len();
+        if !all {
+            log::debug!("TCP {} -> {}: socket took {n} of {} staged bytes", self.guest, self.peer, stage.len());
+            self.starved = true;
+        }
+        stage.clear();
+        Some(all)
     }
 
     // ---- Host data to the guest ----------------------------------------
@@ -668,6 +752,7 @@ impl Conn {
     fn do_rewind(&mut self) -> io::Result<()> {
         self.consume_acked()?;
         self.snd_nxt = self.snd_una;
+        self.host_drained = false;
         if !self.fin_acked() {
             self.fin_sent = false;
         }
@@ -690,6 +775,10 @@ impl Conn {
         let v6 = self.v6();
         let off = tx::l4_offset(v6);
         let hl = wtcp::HEADER_LEN;
+        // With offloads, one frame carries as many segments as fit and the
+        // guest's kernel takes it as such (GSO); the checksum is left undone.
+        let offload = ctx.tx.offload();
+        let seg_max = if offload { mss_for(u32::MAX, v6) } else { self.mss };
         loop {
             if self.fin_sent {
                 return Verdict::Keep;
@@ -705,7 +794,12 @@ impl Conn {
                 }
                 return Verdict::Keep;
             }
-            let len = room.min(self.mss) as usize;
+            // (After EPOLLRDHUP the end of stream may wait behind the data
+            // and raises no further edge: peek on until it shows.)
+            if self.host_drained && !self.host_rdhup {
+                return Verdict::Keep;
+            }
+            let len = room.min(seg_max) as usize;
             let skip = self.snd_nxt.wrapping_sub(self.consumed);
             if !self.peek_off && skip >= FALLBACK_MAX_IN_FLIGHT {
                 return Verdict::Keep;
@@ -750,8 +844,10 @@ impl Conn {
                         window,
                     };
                     h.emit(&mut buf[off..], &Options::default());
-                    let flen = tx::finish_ip(buf, ctx.net.l2(), self.peer.ip(), self.guest.ip(), PROTO_TCP, hl + n);
-                    ctx.tx.commit(flen);
+                    let (src, dst) = (self.peer.ip(), self.guest.ip());
+                    let flen = tx::finish_ip_with(buf, ctx.net.l2(), src, dst, PROTO_TCP, hl + n, offload);
+                    let gso_size = if n as u32 > self.mss { self.mss as u16 } else { 0 };
+                    ctx.tx.commit_with(flen, tx::Offload { csum_partial: offload, gso_size });
                     self.ack_owed = false;
                     self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
                     self.snd_max = seq_max(self.snd_max, self.snd_nxt);
@@ -762,11 +858,13 @@ impl Conn {
                     if n < len {
                         // The queue is drained for now; the next data
                         // arrival is a new edge.
+                        self.host_drained = true;
                         return Verdict::Keep;
                     }
                 }
                 Err(e) if would_block(&e) => {
                     ctx.tx.commit(0);
+                    self.host_drained = true;
                     return Verdict::Keep;
                 }
                 Err(e) => {
@@ -848,6 +946,7 @@ impl Conn {
             self.host_rdhup = true;
         }
         if events & (epoll::IN | epoll::RDHUP | epoll::HUP) != 0 {
+            self.host_drained = false;
             let v = self.send_host_data(ctx, scratch);
             if v != Verdict::Keep {
                 return v;
@@ -976,12 +1075,13 @@ pub(super) fn emit_ctl(
 ) -> bool {
     let off = tx::l4_offset(from.is_ipv6());
     let hl = Header::buffer_len(options);
+    let partial = ctx.tx.offload();
     let Some(buf) = ctx.tx.reserve(off + hl) else {
         return false;
     };
     let h = Header { src_port: from.port(), dst_port: to.port(), seq, ack, flags, window };
     h.emit(&mut buf[off..], options);
-    let n = tx::finish_ip(buf, ctx.net.l2(), from.ip(), to.ip(), PROTO_TCP, hl);
-    ctx.tx.commit(n);
+    let n = tx::finish_ip_with(buf, ctx.net.l2(), from.ip(), to.ip(), PROTO_TCP, hl, partial);
+    ctx.tx.commit_with(n, tx::Offload { csum_partial: partial, gso_size: 0 });
     true
 }

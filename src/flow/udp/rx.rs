@@ -24,6 +24,18 @@ pub(super) enum Source {
     Listener(u32),
 }
 
+/// Datagrams of one flow being gathered into one frame for the guest (UDP
+/// segmentation offload): the frame last committed holds them.
+struct Run {
+    from: SocketAddr,
+    to: SocketAddr,
+    /// Size of each datagram (the last may be shorter, and ends the run).
+    seg: usize,
+    /// Payload bytes in the frame.
+    total: usize,
+    closed: bool,
+}
+
 /// The largest UDP payload that fits the guest's MTU.
 fn max_payload(mtu: u32, v6: bool) -> usize {
     let ip = if v6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN };
@@ -169,6 +181,7 @@ impl Udp {
         let frame_max = off + slot;
         let mut total = 0;
         let mut retried = false;
+        let mut run: Option<Run>;
         while total < RX_PER_EVENT {
             let fits = ctx.tx.room() / (frame_max + tx::PREFIX);
             if fits == 0 {
@@ -183,6 +196,7 @@ impl Udp {
                 self.scratch.resize(rest_len, 0);
             }
             let Some(fd) = Self::source_fd(&self.table, &self.listeners, src) else { return };
+            let partial_ok = ctx.tx.offload();
             let Some(frame) = ctx.tx.reserve(frame_max) else { break };
             let r = self.batch.recv(fd, &mut frame[off..frame_max], &mut self.scratch[..rest_len], slot, want);
             self.stats.recv_calls += 1;
@@ -205,19 +219,22 @@ impl Udp {
             let mut bytes = first.len;
             match self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, first.from) {
                 Ok((from, to)) if !first.truncated => {
-                    let len = finish_frame(frame, ctx.net, from, to, first.len);
-                    ctx.tx.commit(len);
+                    let partial = partial_ok;
+                    let len = finish_frame(frame, ctx.net, from, to, first.len, partial);
+                    ctx.tx.commit_with(len, tx::Offload { csum_partial: partial, gso_size: 0 });
                     self.stats.to_guest += 1;
+                    run = Some(Run { from, to, seg: first.len, total: first.len, closed: false });
                 }
                 r => {
                     ctx.tx.commit(0);
+                    run = None;
                     self.dropped(ctx, r.err().unwrap_or(Drop::Oversize));
                 }
             }
             for i in 1..n {
                 let m = self.batch.received(i);
                 bytes += m.len;
-                self.deliver_from_scratch(ctx, src, m, (i - 1) * slot, off);
+                self.deliver_from_scratch(ctx, src, m, (i - 1) * slot, off, &mut run);
             }
             total += n;
             let batch_avg = (bytes / n.max(1)) as u32;
@@ -232,8 +249,11 @@ impl Udp {
         self.set_rx_avg(src, avg);
     }
 
-    /// Copies a datagram received into the scratch area into a frame.
-    fn deliver_from_scratch(&mut self, ctx: &mut FlowCtx, src: Source, m: Received, at: usize, off: usize) {
+    /// Copies a datagram received into the scratch area into a frame: the
+    /// frame of the current run when it continues it (same flow, no larger
+    /// than the run's datagrams) and the backend takes UDP segmentation
+    /// offload, a new frame otherwise.
+    fn deliver_from_scratch(&mut self, ctx: &mut FlowCtx, src: Source, m: Received, at: usize, off: usize, run: &mut Option<Run>) {
         let (from, to) = match self.guest_addrs(ctx.net, ctx.budget, ctx.now, src, m.from) {
             Ok(a) => a,
             Err(why) => {
@@ -245,14 +265,32 @@ impl Udp {
             self.dropped(ctx, Drop::Oversize);
             return;
         }
+        if let Some(r) = run.as_mut().filter(|r| ctx.tx.udp_gso() && !r.closed && r.from == from && r.to == to) {
+            // IPv4's total length, or IPv6's payload length, bounds it.
+            let ip = if to.is_ipv6() { 0 } else { ipv4::HEADER_LEN };
+            let fits = ip + wudp::HEADER_LEN + r.total + m.len <= usize::from(u16::MAX);
+            if m.len > 0 && m.len <= r.seg && fits {
+                if let Some(frame) = ctx.tx.grow_last(m.len) {
+                    frame[off + r.total..off + r.total + m.len].copy_from_slice(&self.scratch[at..at + m.len]);
+                    r.total += m.len;
+                    r.closed = m.len < r.seg;
+                    finish_frame(frame, ctx.net, from, to, r.total, true);
+                    ctx.tx.set_last_offload(tx::Offload { csum_partial: true, gso_size: r.seg as u16 });
+                    self.stats.to_guest += 1;
+                    return;
+                }
+            }
+        }
+        let partial = ctx.tx.offload();
         let Some(frame) = ctx.tx.reserve(off + m.len) else {
             self.dropped(ctx, Drop::TxFull);
             return;
         };
         frame[off..off + m.len].copy_from_slice(&self.scratch[at..at + m.len]);
-        let len = finish_frame(frame, ctx.net, from, to, m.len);
-        ctx.tx.commit(len);
+        let len = finish_frame(frame, ctx.net, from, to, m.len, partial);
+        ctx.tx.commit_with(len, tx::Offload { csum_partial: partial, gso_size: 0 });
         self.stats.to_guest += 1;
+        *run = Some(Run { from, to, seg: m.len, total: m.len, closed: false });
     }
 
     fn dropped(&mut self, ctx: &mut FlowCtx, why: Drop) {
@@ -312,11 +350,12 @@ impl Udp {
 }
 
 /// Writes the UDP header and the IP/Ethernet headers around a payload
-/// already at its place in `frame`; returns the frame length.
-fn finish_frame(frame: &mut [u8], net: &GuestNet, from: SocketAddr, to: SocketAddr, len: usize) -> usize {
+/// already at its place in `frame`; returns the frame length. `partial`:
+/// leave the checksum to the kernel (a tap with offloads).
+fn finish_frame(frame: &mut [u8], net: &GuestNet, from: SocketAddr, to: SocketAddr, len: usize, partial: bool) -> usize {
     let l4 = tx::l4_offset(to.is_ipv6());
     wudp::emit(&mut frame[l4..], from.port(), to.port(), len);
-    tx::finish_ip(frame, net.l2(), from.ip(), to.ip(), ipv4::PROTO_UDP, wudp::HEADER_LEN + len)
+    tx::finish_ip_with(frame, net.l2(), from.ip(), to.ip(), ipv4::PROTO_UDP, wudp::HEADER_LEN + len, partial)
 }
 
 #[cfg(test)]

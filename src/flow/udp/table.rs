@@ -2,6 +2,7 @@
 //! list (the oldest flow is both the next to time out and the first to be
 //! evicted: every flow has the same idle timeout), and the lookup maps.
 
+use crate::flow::hash::FlowHash;
 use crate::time::Instant;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -117,11 +118,11 @@ pub(super) struct Table {
     head: u32,
     tail: u32,
     /// Guest (address, port) -> its outbound flow.
-    pub out_by_guest: HashMap<SocketAddr, u32>,
+    pub out_by_guest: HashMap<SocketAddr, u32, FlowHash>,
     /// (guest address and port, peer as the guest sees it) -> inbound flow.
-    pub in_by_guest: HashMap<(SocketAddr, SocketAddr), u32>,
+    pub in_by_guest: HashMap<(SocketAddr, SocketAddr), u32, FlowHash>,
     /// (listener, host peer) -> inbound flow.
-    pub in_by_peer: HashMap<(u32, SocketAddr), u32>,
+    pub in_by_peer: HashMap<(u32, SocketAddr), u32, FlowHash>,
 }
 
 impl Table {
@@ -135,9 +136,9 @@ impl Table {
             peak: 0,
             head: NONE,
             tail: NONE,
-            out_by_guest: HashMap::new(),
-            in_by_guest: HashMap::new(),
-            in_by_peer: HashMap::new(),
+            out_by_guest: HashMap::default(),
+            in_by_guest: HashMap::default(),
+            in_by_peer: HashMap::default(),
         }
     }
 
@@ -274,9 +275,9 @@ impl Table {
         if self.live == 0 {
             // Generations must survive, or a stale token could match a new
             // flow: keep the slots but drop the maps' memory.
-            self.out_by_guest = HashMap::new();
-            self.in_by_guest = HashMap::new();
-            self.in_by_peer = HashMap::new();
+            self.out_by_guest = HashMap::default();
+            self.in_by_guest = HashMap::default();
+            self.in_by_peer = HashMap::default();
         }
     }
 

@@ -1,0 +1,178 @@
+/*
+ * frame-pump: carries a network namespace's tap frames over a UNIX stream
+ * socket with QEMU's framing (each frame preceded by its length, 4 bytes,
+ * big-endian), standing in for QEMU in front of a socket-mode translator
+ * (ours or passt). The same pump serves both, so their figures compare.
+ *
+ *   frame-pump SOCKET IFNAME
+ *
+ * Run it inside the namespace: it creates the tap device IFNAME (no packet
+ * information header), connects to SOCKET (waiting up to 10 s for it to
+ * appear) and pumps until either side closes. The caller configures the
+ * device (address, routes, MTU) with ip(8) once it exists.
+ *
+ * Tap -> socket: frames read until EAGAIN (or the output buffer is full)
+ * go out with one write; what the socket does not take stays buffered and
+ * the tap is not read again until it has drained. Socket -> tap: reads as
+ * much as is there, writes each complete frame to the tap, and keeps a
+ * partial frame at the front of the buffer for the next read.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FRAME (14 + 65535)
+#define BUF_SIZE (1 << 20)
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static int tap_open(const char *name)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		die("/dev/net/tun");
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr))
+		die("TUNSETIFF");
+	return fd;
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof a.sun_path) {
+		fprintf(stderr, "frame-pump: socket path too long\n");
+		exit(1);
+	}
+	strcpy(a.sun_path, path);
+	for (int i = 0; i < 200; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die("socket");
+		if (!connect(fd, (struct sockaddr *)&a, sizeof a)) {
+			int size = 4 << 20;
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+			fcntl(fd, F_SETFL, O_NONBLOCK);
+			return fd;
+		}
+		close(fd);
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	die(path);
+	return -1;
+}
+
+static int again(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: frame-pump SOCKET IFNAME\n");
+		return 2;
+	}
+	int tap = tap_open(argv[2]);
+	int sock = unix_connect(argv[1]);
+	static uint8_t out[BUF_SIZE], in[BUF_SIZE];
+	size_t out_len = 0, out_sent = 0, in_len = 0;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = tap, .events = out_len ? 0 : POLLIN },
+			{ .fd = sock, .events = POLLIN | (out_len ? POLLOUT : 0) },
+		};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		if (p[1].revents & (POLLHUP | POLLERR) && !(p[1].revents & POLLIN))
+			return 0;
+
+		/* Tap -> socket. */
+		if (p[0].revents & POLLIN) {
+			while (out_len + 4 + MAX_FRAME <= BUF_SIZE) {
+				ssize_t n = read(tap, out + out_len + 4, MAX_FRAME);
+				if (n < 0) {
+					if (again())
+						break;
+					die("tap read");
+				}
+				uint32_t be = htonl((uint32_t)n);
+				memcpy(out + out_len, &be, 4);
+				out_len += 4 + (size_t)n;
+			}
+		}
+		while (out_sent < out_len) {
+			ssize_t n = write(sock, out + out_sent, out_len - out_sent);
+			if (n < 0) {
+				if (again())
+					break;
+				if (errno == EPIPE || errno == ECONNRESET)
+					return 0;
+				die("socket write");
+			}
+			out_sent += (size_t)n;
+		}
+		if (out_sent == out_len)
+			out_len = out_sent = 0;
+
+		/* Socket -> tap. */
+		if (p[1].revents & (POLLIN | POLLHUP)) {
+			for (;;) {
+				ssize_t n = read(sock, in + in_len, BUF_SIZE - in_len);
+				if (n == 0)
+					return 0;
+				if (n < 0) {
+					if (again())
+						break;
+					if (errno == ECONNRESET)
+						return 0;
+					die("socket read");
+				}
+				in_len += (size_t)n;
+				size_t at = 0;
+				while (in_len - at >= 4) {
+					uint32_t be;
+					memcpy(&be, in + at, 4);
+					size_t len = ntohl(be);
+					if (len < 14 || len > MAX_FRAME) {
+						fprintf(stderr, "frame-pump: bad frame length %zu\n", len);
+						return 1;
+					}
+					if (in_len - at < 4 + len)
+						break;
+					/* A full tap queue drops the frame, as a NIC would. */
+					if (write(tap, in + at + 4, len) < 0 && !again() && errno != EIO)
+						die("tap write");
+					at += 4 + len;
+				}
+				memmove(in, in + at, in_len - at);
+				in_len -= at;
+				if ((size_t)n < BUF_SIZE / 2)
+					break;
+			}
+		}
+	}
+}

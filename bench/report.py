@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw results into the Markdown report.
+
+Arguments: results.tsv frames.txt frames-ir.txt DUR RUNS LOAD_START LOAD_END
+ELAPSED CLK_TCK. results.tsv rows: path, test, run, value, bytes, CPU ticks
+of the translator during the run, UDP loss percent.
+"""
+import statistics
+import sys
+
+(res_file, frames_file, ir_file, dur, runs, load0, load1, elapsed, clk_tck) = sys.argv[1:10]
+CLK = float(clk_tck)
+
+rows = {}  # (path, test) -> list of (value, bytes, ticks, loss)
+for line in open(res_file):
+    f = line.rstrip("\n").split("\t")
+    if len(f) < 7:
+        continue
+    path, test, _run, value, nbytes, ticks, loss = f[:7]
+    if value == "":
+        rows.setdefault((path, test), [])
+        continue
+    num = lambda s: float(s) if s not in ("", None) else None
+    rows.setdefault((path, test), []).append((float(value), num(nbytes), num(ticks), num(loss)))
+
+TAP = ["ours", "pasta", "slirp", "veth"]
+SOCK = ["ours-sock", "passt"]
+NAMES = {"ours": "ours (tap)", "pasta": "pasta", "slirp": "slirp4netns", "veth": "veth",
+         "ours-sock": "ours (socket)", "passt": "passt"}
+
+
+def med(path, test):
+    v = [r[0] for r in rows.get((path, test), [])]
+    return statistics.median(v) if v else None
+
+
+def cell(path, test, scale, fmt):
+    v = [r[0] / scale for r in rows.get((path, test), [])]
+    if not v:
+        return "n/a"
+    s = fmt.format(statistics.median(v))
+    if len(v) > 1:
+        s += " (" + fmt.format(min(v)) + "–" + fmt.format(max(v)) + ")"
+    loss = [r[3] for r in rows.get((path, test), []) if r[3] is not None]
+    if loss:
+        s += ", {:.0f} % loss".format(statistics.median(loss))
+    return s
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return "{:.2f}x".format(a / b)
+
+
+def cpu_per_gb(path, test):
+    rs = rows.get((path, test), [])
+    ticks = sum(r[2] or 0 for r in rs)
+    nbytes = sum(r[1] or 0 for r in rs)
+    if not rs or nbytes == 0:
+        return None
+    return ticks / CLK / (nbytes / 1e9)
+
+
+def label(test):
+    p = test.split("-")
+    if p[0] == "tcp":
+        d = "guest->host" if p[1] == "up" else "host->guest"
+        w = "" if p[3] == "none" else ", -w " + p[3]
+        return "TCP {}, MTU {}{}".format(d, p[2], w)
+    if p[0] == "udp":
+        return "UDP {} (1400 B, -b 0), received".format("guest->host" if p[1] == "up" else "host->guest")
+    return {"rr": "TCP RR (1 B round trips/s)", "crr": "TCP CRR (connections/s)"}.get(test, test)
+
+
+tests = []
+for (_p, t) in rows:
+    if t != "rss" and t not in tests:
+        tests.append(t)
+tests.sort(key=lambda t: (["tcp", "udp", "rr", "crr"].index(t.split("-")[0]),
+                          -int(t.split("-")[2]) if t.startswith("tcp") else 0,
+                          t.split("-")[3] if t.startswith("tcp") else "",
+                          t.split("-")[1] != "up" if "-" in t else False))
+
+out = []
+w = out.append
+w("# passt-rs benchmark")
+w("")
+w("One run of `bench/run.sh`: {} run(s) of {} s per figure, median (min–max); "
+  "congestion control cubic on iperf3's sockets (-C cubic; the translators' own sockets use the namespace default, bbr here); load average {} at the start, {} at the end; "
+  "{} s in all. Ratios are ours / peer (same run).".format(runs, dur, load0, load1, elapsed))
+w("")
+w("## Throughput (Gbit/s) and rates")
+w("")
+w("| test | ours (tap) | pasta | ours/pasta | slirp4netns | veth | ours/veth | ours (socket) | passt | ours/passt |")
+w("|---|---|---|---|---|---|---|---|---|---|")
+for t in tests:
+    is_rate = t in ("rr", "crr")
+    scale, fmt = (1, "{:,.0f}") if is_rate else (1e9, "{:.2f}")
+    w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        label(t), cell("ours", t, scale, fmt), cell("pasta", t, scale, fmt),
+        ratio(med("ours", t), med("pasta", t)), cell("slirp", t, scale, fmt), cell("veth", t, scale, fmt),
+        ratio(med("ours", t), med("veth", t)), cell("ours-sock", t, scale, fmt),
+        cell("passt", t, scale, fmt), ratio(med("ours-sock", t), med("passt", t))))
+w("")
+w("## CPU seconds per GB moved (the translating process, all runs of a test)")
+w("")
+w("| test | ours (tap) | pasta | ours/pasta | slirp4netns | ours (socket) | passt | ours/passt |")
+w("|---|---|---|---|---|---|---|---|")
+fmt2 = lambda v: "n/a" if v is None else "{:.2f}".format(v)
+for t in tests:
+    if t in ("rr", "crr"):
+        continue
+    c = {p: cpu_per_gb(p, t) for p in TAP + SOCK}
+    w("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        label(t), fmt2(c["ours"]), fmt2(c["pasta"]), ratio(c["ours"], c["pasta"]), fmt2(c["slirp"]),
+        fmt2(c["ours-sock"]), fmt2(c["passt"]), ratio(c["ours-sock"], c["passt"])))
+w("")
+rss = {p: med(p, "rss") for p in TAP + SOCK}
+w("Peak RSS (VmHWM) of the translator: " + ", ".join(
+    "{} {:.1f} MiB".format(NAMES[p], rss[p] / 1024) for p in ["ours", "pasta", "slirp", "ours-sock", "passt"]
+    if rss[p]) + ".")
+w("")
+
+w("## Frame path without sockets (bench/frames-bench)")
+w("")
+w("| frame | frames/s | Gbit/s in | instructions/frame (callgrind) |")
+w("|---|---|---|---|")
+ir = {}
+try:
+    for line in open(ir_file):
+        k, total, n = line.split()
+        ir[k] = float(total) / float(n) if float(total) > 0 else None
+except OSError:
+    pass
+try:
+    for line in open(frames_file):
+        f = line.split()
+        if len(f) < 10:
+            continue
+        k = f[0]
+        fps = float(f[8])
+        gbit = float(f[10])
+        w("| {} | {:,.0f} | {:.1f} | {} |".format(k, fps, gbit, "n/a" if ir.get(k) is None else "{:,.0f}".format(ir[k])))
+except OSError:
+    pass
+w("")
+w("arp: ARP request answered; tcp-rst: 1460-byte TCP segment of no connection, answered with RST "
+  "(validation and L4 checksum of the whole segment, lookup, one frame built); tcp-rst-64k: the same, 65480 bytes.")
+w("")
+
+# Targets from issue #7.
+w("## Targets")
+w("")
+checks = []
+
+
+def chk(desc, ok):
+    checks.append("* [{}] {}".format("x" if ok else " ", desc))
+
+
+def ge(a, b, k):
+    return a is not None and b is not None and a >= k * b
+
+
+for (ours, peer) in (("ours", "pasta"), ("ours-sock", "passt")):
+    for t in tests:
+        if t.startswith("tcp"):
+            a, b = med(ours, t), med(peer, t)
+            chk("{} {}: >= 1.0x {} ({})".format(NAMES[ours], label(t), peer, ratio(a, b)), ge(a, b, 1.0))
+    for t in ("tcp-up-65520-none",):
+        a, v = med(ours, t), med("veth", t)
+        chk("{} {}: >= 0.5x veth ({})".format(NAMES[ours], label(t), ratio(a, v)), ge(a, v, 0.5))
+    for t in ("udp-up", "udp-down"):
+        a, b = med(ours, t), med(peer, t)
+        la = [r[3] for r in rows.get((ours, t), []) if r[3] is not None]
+        lb = [r[3] for r in rows.get((peer, t), []) if r[3] is not None]
+        lower = bool(la and lb and statistics.median(la) <= statistics.median(lb))
+        chk("{} {}: >= 2x {} at lower loss ({}, loss {} vs {})".format(
+            NAMES[ours], label(t), peer, ratio(a, b),
+            "{:.0f} %".format(statistics.median(la)) if la else "n/a",
+            "{:.0f} %".format(statistics.median(lb)) if lb else "n/a"), ge(a, b, 2.0) and lower)
+    for t in ("rr", "crr"):
+        a, b = med(ours, t), med(peer, t)
+        chk("{} {}: >= 1.5x {} ({})".format(NAMES[ours], label(t), peer, ratio(a, b)), ge(a, b, 1.5))
+    for t in tests:
+        if t in ("rr", "crr"):
+            continue
+        a, b = cpu_per_gb(ours, t), cpu_per_gb(peer, t)
+        chk("{} CPU/GB {}: <= {} ({})".format(NAMES[ours], label(t), peer, ratio(a, b)),
+            a is not None and b is not None and a <= b)
+w("\n".join(checks))
+w("")
+print("\n".join(out))
