@@ -491,6 +491,7 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
     let t0 = std::time::Instant::now();
     let (mut rss_base, mut rss_peak, mut fd_peak) = (0u64, 0u64, 0usize);
     let (mut out_frames, mut tcp_out, mut udp_out) = (0u64, 0u64, 0u64);
+    let (mut dhcp_out, mut dhcpv6_out, mut arp_out) = (0u64, 0u64, 0u64);
     let mut input_bytes = 0u64;
     for i in 0..frames {
         let f = st.next();
@@ -502,11 +503,14 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
             rig.process();
             for f in rig.take() {
                 out_frames += 1;
+                arp_out += u64::from(f[12..14] == [0x08, 0x06]);
                 if let Some(o) = parse_out(&f) {
                     if o.proto == P_TCP {
                         tcp_out += 1;
                     } else {
                         udp_out += 1;
+                        dhcp_out += u64::from(o.sport == 67);
+                        dhcpv6_out += u64::from(o.sport == 547);
                     }
                     st.learn(&o);
                 }
@@ -533,6 +537,8 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
     for why in [Drop::Truncated, Drop::BadLength, Drop::BadChecksum, Drop::Malformed, Drop::Unsupported, Drop::NotForUs] {
         assert!(stats.dropped(why) > 100, "{why:?} drops counted: {:?}", stats.drops);
     }
+    eprintln!("services answered: {arp_out} ARP, {dhcp_out} DHCP, {dhcpv6_out} DHCPv6");
+    assert!(arp_out > 100 && dhcp_out > 100 && dhcpv6_out > 100, "the services kept answering through the storm");
     assert!(tcp_out > 1000 && udp_out > 1000, "the storm reached the flows: {tcp_out} TCP and {udp_out} UDP frames back");
     assert!(st.keys.len() > 10, "connections established during the storm");
     // Each flow holds at most a couple of sockets; the instance a few more.
