@@ -703,9 +703,8 @@ fn closed_by_peer(s: &mut std::os::unix::net::UnixStream) -> bool {
 }
 
 fn stream_framing() {
-    let dir = std::env::temp_dir().join(format!("passt-storm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("guest.sock");
+    let dir = TempDir::new("storm");
+    let path = dir.0.join("guest.sock");
     let fds_before = fd_count();
     let mut opts = CONFIG.to_vec();
     let sock = format!("socket={}", path.display());
@@ -776,7 +775,6 @@ fn stream_framing() {
     drop(arp_works(&path));
     driver.stop().expect("the instance ran to the end without error");
     assert_eq!(fd_count(), fds_before, "no fd left behind");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `max-flows` bounds each protocol on its own: 200 new TCP connections,
