@@ -479,8 +479,17 @@ fn the_daemon_out_of_fds_under_prlimit() {
             sink.lock().unwrap().push_str(&(line + "\n"));
         }
     });
-    assert!(common::netns::wait_until(Duration::from_secs(10), || path.exists()), "the daemon listens: {}", log.lock().unwrap());
-    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    // The socket file appears at bind(), a moment before listen().
+    let mut conn = None;
+    assert!(
+        common::netns::wait_until(Duration::from_secs(10), || {
+            conn = std::os::unix::net::UnixStream::connect(&path).ok();
+            conn.is_some()
+        }),
+        "the daemon listens: {}",
+        log.lock().unwrap()
+    );
+    let mut s = conn.unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
     for i in 0..60u16 {
