@@ -361,9 +361,8 @@ fn byte_at(off: usize) -> u8 {
 
 fn stalled_guest() {
     const N: usize = 8 << 20;
-    let dir = std::env::temp_dir().join(format!("passt-stall-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("guest.sock");
+    let dir = TempDir::new("stall");
+    let path = dir.0.join("guest.sock");
     let mut opts = CONFIG.to_vec();
     let sock = format!("socket={}", path.display());
     opts.push(&sock);
@@ -429,7 +428,6 @@ fn stalled_guest() {
     drop(sender.join().unwrap());
     drop(s);
     driver.stop().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The C daemon (examples-c/passt-standalone) started under `prlimit
@@ -455,11 +453,10 @@ fn the_daemon_out_of_fds_under_prlimit() {
     assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
     let ns = TestNs::new("daemon");
     // World-writable, in case the daemon drops to another user.
-    let dir = std::env::temp_dir().join(format!("passt-daemon-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("daemon");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let path = dir.join("guest.sock");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = dir.0.join("guest.sock");
     let l = ns.run(|| TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = l.local_addr().unwrap().port();
     let mut child = common::netns::ChildGuard(
@@ -482,8 +479,17 @@ fn the_daemon_out_of_fds_under_prlimit() {
             sink.lock().unwrap().push_str(&(line + "\n"));
         }
     });
-    assert!(common::netns::wait_until(Duration::from_secs(10), || path.exists()), "the daemon listens: {}", log.lock().unwrap());
-    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    // The socket file appears at bind(), a moment before listen().
+    let mut conn = None;
+    assert!(
+        common::netns::wait_until(Duration::from_secs(10), || {
+            conn = std::os::unix::net::UnixStream::connect(&path).ok();
+            conn.is_some()
+        }),
+        "the daemon listens: {}",
+        log.lock().unwrap()
+    );
+    let mut s = conn.unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
     for i in 0..60u16 {
@@ -524,5 +530,4 @@ fn the_daemon_out_of_fds_under_prlimit() {
     assert_eq!(o.flags & 0x12, 0x12, "a new connection once the limit is raised");
     drop(s);
     drop(child);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,7 @@ use passt::engine::Instance;
 use passt::stats::Drop;
 use std::collections::HashMap;
 use std::io::{ErrorKind, IoSlice, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,6 +115,11 @@ struct Storm {
     udp_port: u16,
     conns: HashMap<(bool, u16), Conn>,
     keys: Vec<(bool, u16)>,
+    /// The forwarded port (`-t`) host peers connect to, and the SYNs we
+    /// sent the guest for those connections: (guest-visible peer, its
+    /// port, our sequence number).
+    fwd_port: u16,
+    inbound: Vec<(IpAddr, u16, u32)>,
 }
 
 fn pick<T: Copy>(rng: &mut Rng, from: &[T]) -> T {
@@ -201,7 +206,8 @@ impl Storm {
                 let seq = self.rng.next() as u32;
                 ip_frame(s, d, P_TCP, &tcp(s, d, gport, dport, seq, 0, 0x02, 64240, &opts, &[]))
             }
-            10..=12 if !self.keys.is_empty() => self.on_conn(),
+            10 | 11 if !self.keys.is_empty() => self.on_conn(),
+            12 if !self.inbound.is_empty() => self.on_inbound(),
             13 => {
                 // IPv6 extension header chains (fragment headers included).
                 let n = self.rng.below(10);
@@ -273,8 +279,28 @@ impl Storm {
         ip_frame(s, d, P_TCP, &tcp(s, d, c.gport, c.sport, seq, ack, flags, win, &opts, &data))
     }
 
+    /// An answer to one of our SYNs for an inbound connection: SYN-ACK
+    /// (right or wrong numbers), RST, or anything else.
+    fn on_inbound(&mut self) -> Vec<u8> {
+        let (peer, pport, our_seq) = self.inbound[self.rng.below(self.inbound.len())];
+        let g: IpAddr = G4.into();
+        let flags = pick(&mut self.rng, &[0x12, 0x12, 0x12, 0x04, 0x14, 0x10, 0x02, 0x11, 0x18]);
+        let r = self.rng.next() as u32;
+        let ack = if self.rng.one_in(4) { r } else { our_seq.wrapping_add(1) };
+        let seq = self.rng.next() as u32;
+        let opts = if self.rng.one_in(3) { self.rng.upto(40) } else { SYN_OPTS.to_vec() };
+        let data = if self.rng.one_in(4) { self.rng.upto(2000) } else { Vec::new() };
+        ip_frame(g, peer, P_TCP, &tcp(g, peer, self.fwd_port, pport, seq, ack, flags, 65535, &opts, &data))
+    }
+
     /// Learns connections from the frames we got back.
     fn learn(&mut self, o: &Out) {
+        if o.proto == P_TCP && o.dport == self.fwd_port && o.flags == 0x02 && o.src.is_ipv4() {
+            self.inbound.push((o.src, o.sport, o.seq));
+            if self.inbound.len() > 64 {
+                self.inbound.remove(0);
+            }
+        }
         if o.proto != P_TCP || o.sport != self.tcp_port {
             return;
         }
@@ -354,7 +380,7 @@ impl Storm {
 /// port), sends a little, reads what comes, closes some at random; and a
 /// UDP echo server on another port. Stops (closing everything) when
 /// `stop` is set.
-fn servers(stop: Arc<AtomicBool>) -> (u16, u16, std::thread::JoinHandle<()>) {
+fn servers(stop: Arc<AtomicBool>, fwd_port: u16) -> (u16, u16, std::thread::JoinHandle<()>) {
     let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l4.local_addr().unwrap().port();
     let l6 = TcpListener::bind(("::1", port)).unwrap();
@@ -369,7 +395,9 @@ fn servers(stop: Arc<AtomicBool>) -> (u16, u16, std::thread::JoinHandle<()>) {
     }
     let t = std::thread::spawn(move || {
         let mut held: Vec<TcpStream> = Vec::new();
+        let mut peers: Vec<TcpStream> = Vec::new();
         let mut rng = Rng::new(99);
+        let mut tick = 0u64;
         let mut buf = vec![0u8; 70_000];
         while !stop.load(Ordering::Relaxed) {
             let mut idle = true;
@@ -392,6 +420,18 @@ fn servers(stop: Arc<AtomicBool>) -> (u16, u16, std::thread::JoinHandle<()>) {
             });
             if held.len() > 200 {
                 held.drain(..50);
+            }
+            // Host peers connecting to the forwarded port, now and then.
+            tick += 1;
+            if fwd_port != 0 && tick % 2 == 0 {
+                if let Ok(c) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], fwd_port)), Duration::from_millis(50)) {
+                    c.set_nonblocking(true).unwrap();
+                    let _ = (&c).write(b"hello guest");
+                    peers.push(c);
+                }
+                if peers.len() > 32 {
+                    peers.remove(0);
+                }
             }
             for u in [&u4, &u6] {
                 while let Ok((n, from)) = u.recv_from(&mut buf) {
@@ -484,13 +524,24 @@ fn hostile_frames_with_room_for_many_flows() {
 
 fn storm(seed: u64, frames: usize, max_flows: usize) {
     let stop = Arc::new(AtomicBool::new(false));
-    let (tcp_port, udp_port, server) = servers(stop.clone());
+    let fwd_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (tcp_port, udp_port, server) = servers(stop.clone(), fwd_port);
     let fds_before = fd_count();
-    let mut rig = Rig::new(&[&format!("max-flows={max_flows}")]);
-    let mut st = Storm { rng: Rng::new(seed), tcp_port, udp_port, conns: HashMap::new(), keys: Vec::new() };
+    let mut rig = Rig::new(&[&format!("max-flows={max_flows}"), &format!("tcp-ports={fwd_port}")]);
+    let mut st = Storm {
+        rng: Rng::new(seed),
+        tcp_port,
+        udp_port,
+        conns: HashMap::new(),
+        keys: Vec::new(),
+        fwd_port,
+        inbound: Vec::new(),
+    };
+    let mut inbound_seen = 0u64;
     let t0 = std::time::Instant::now();
     let (mut rss_base, mut rss_peak, mut fd_peak) = (0u64, 0u64, 0usize);
     let (mut out_frames, mut tcp_out, mut udp_out) = (0u64, 0u64, 0u64);
+    let (mut dhcp_out, mut dhcpv6_out, mut arp_out) = (0u64, 0u64, 0u64);
     let mut input_bytes = 0u64;
     for i in 0..frames {
         let f = st.next();
@@ -502,12 +553,16 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
             rig.process();
             for f in rig.take() {
                 out_frames += 1;
+                arp_out += u64::from(f[12..14] == [0x08, 0x06]);
                 if let Some(o) = parse_out(&f) {
                     if o.proto == P_TCP {
                         tcp_out += 1;
                     } else {
                         udp_out += 1;
+                        dhcp_out += u64::from(o.sport == 67);
+                        dhcpv6_out += u64::from(o.sport == 547);
                     }
+                    inbound_seen += u64::from(o.proto == P_TCP && o.dport == fwd_port && o.flags == 0x02);
                     st.learn(&o);
                 }
             }
@@ -533,8 +588,12 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
     for why in [Drop::Truncated, Drop::BadLength, Drop::BadChecksum, Drop::Malformed, Drop::Unsupported, Drop::NotForUs] {
         assert!(stats.dropped(why) > 100, "{why:?} drops counted: {:?}", stats.drops);
     }
+    eprintln!("services answered: {arp_out} ARP, {dhcp_out} DHCP, {dhcpv6_out} DHCPv6");
+    assert!(arp_out > 100 && dhcp_out > 100 && dhcpv6_out > 100, "the services kept answering through the storm");
     assert!(tcp_out > 1000 && udp_out > 1000, "the storm reached the flows: {tcp_out} TCP and {udp_out} UDP frames back");
     assert!(st.keys.len() > 10, "connections established during the storm");
+    eprintln!("{inbound_seen} SYNs to the guest for inbound connections");
+    assert!(inbound_seen > 10, "inbound connections reached the guest during the storm");
     // Each flow holds at most a couple of sockets; the instance a few more.
     assert!(fd_peak <= fds_before + 2 * max_flows + 16, "fds bounded by max-flows: {fds_before} -> {fd_peak}");
     // Queues are bounded (4 MiB to the guest, 1 MiB of UDP, buffers):
@@ -551,7 +610,7 @@ fn storm(seed: u64, frames: usize, max_flows: usize) {
         rig.process();
         rig.take();
     }
-    let instance_fds = 3; // the two epoll sets and the wake-up eventfd
+    let instance_fds = 5; // the two epoll sets, the wake-up eventfd, the -t listener and its spare fd
     assert_eq!(fd_count(), fds_servers_gone + instance_fds, "every socket of the storm closed once its flow ended");
     normal_traffic_works(&mut rig);
     drop(rig);
@@ -644,9 +703,8 @@ fn closed_by_peer(s: &mut std::os::unix::net::UnixStream) -> bool {
 }
 
 fn stream_framing() {
-    let dir = std::env::temp_dir().join(format!("passt-storm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("guest.sock");
+    let dir = TempDir::new("storm");
+    let path = dir.0.join("guest.sock");
     let fds_before = fd_count();
     let mut opts = CONFIG.to_vec();
     let sock = format!("socket={}", path.display());
@@ -687,7 +745,15 @@ fn stream_framing() {
     // Well-framed hostile frames on one connection, which stays up.
     let mut s = arp_works(&path);
     let (tx_port, rx_port) = (9, 9);
-    let mut st = Storm { rng: Rng::new(0xf4a3), tcp_port: tx_port, udp_port: rx_port, conns: HashMap::new(), keys: Vec::new() };
+    let mut st = Storm {
+        rng: Rng::new(0xf4a3),
+        tcp_port: tx_port,
+        udp_port: rx_port,
+        conns: HashMap::new(),
+        keys: Vec::new(),
+        fwd_port: 0,
+        inbound: Vec::new(),
+    };
     let reader = {
         let mut r = s.try_clone().unwrap();
         std::thread::spawn(move || {
@@ -709,7 +775,6 @@ fn stream_framing() {
     drop(arp_works(&path));
     driver.stop().expect("the instance ran to the end without error");
     assert_eq!(fd_count(), fds_before, "no fd left behind");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `max-flows` bounds each protocol on its own: 200 new TCP connections,

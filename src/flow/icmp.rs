@@ -57,6 +57,10 @@ pub struct Icmp {
     peak: usize,
     /// Rate limit of warnings the guest can trigger (one per echo request).
     warn: crate::log::RateLimit,
+    /// No flow can have been idle for [`EVICT_MIN_IDLE`] before this (the
+    /// oldest one's last use, plus that): `evict_idle` scans no sooner,
+    /// which keeps a SYN flood against a full budget cheap.
+    evict_not_before: Option<Instant>,
 }
 
 impl Icmp {
@@ -210,13 +214,25 @@ impl Icmp {
     /// it has been idle for [`EVICT_MIN_IDLE`] (an echo exchange is over
     /// by then), so that a new flow can take its place; whether it did.
     pub fn evict_idle(&mut self, ctx: &mut FlowCtx) -> bool {
+        if self.evict_not_before.is_some_and(|t| ctx.now < t) {
+            return false;
+        }
         let oldest = self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|f| (i, f.last_used))).min_by_key(|&(_, t)| t);
         match oldest {
             Some((idx, last)) if ctx.now.since(last) >= EVICT_MIN_IDLE => {
                 self.close(ctx, idx);
+                self.evict_not_before = None;
                 true
             }
-            _ => false,
+            // Flows only get younger, and new ones start at `now`.
+            Some((_, last)) => {
+                self.evict_not_before = Some(last + EVICT_MIN_IDLE);
+                false
+            }
+            None => {
+                self.evict_not_before = Some(ctx.now + EVICT_MIN_IDLE);
+                false
+            }
         }
     }
 
