@@ -120,7 +120,9 @@ enum passt_drop {
  */
 enum passt_event_kind {
   /**
-   * A guest attached (connection accepted, or frame output set).
+   * A guest attached (connection accepted, or frame output set); also
+   * reported when events are switched on while a guest is attached
+   * (a tap or an fd is from the start).
    */
   PASST_EVENT_KIND_GUEST_CONNECTED = 1,
   /**

@@ -373,6 +373,7 @@ impl Passt {
 
     /// Calls `f` for each [`Event`], on the calling thread, before the
     /// call into the instance that caused it returns. `None` stops events.
+    /// Set while a guest is attached, the first event is `GuestConnected`.
     ///
     /// ```
     /// use passt::api::{Event, Passt};

@@ -848,7 +848,9 @@ pub extern "C" fn passt_drop_name(reason: c_int) -> *const c_char {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum passt_event_kind {
-    /// A guest attached (connection accepted, or frame output set).
+    /// A guest attached (connection accepted, or frame output set); also
+    /// reported when events are switched on while a guest is attached
+    /// (a tap or an fd is from the start).
     GuestConnected = 1,
     /// The guest went away (its connection or fd closed).
     GuestDisconnected = 2,

@@ -663,6 +663,29 @@ fn events_reach_the_callback_on_the_calling_thread() {
         assert_eq!(take(), vec![Event::GuestDisconnected]);
         assert_eq!(q.stats().counters.guest_connects, 1);
         drop(q);
+
+        // An fd attachment is there from the start: listening later still
+        // hears of it.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(theirs);
+        let mut r = Passt::new(&config(&[&format!("fd={fd}"), "address=10.0.2.15", "gateway=10.0.2.2", "ipv4-only"])).unwrap();
+        let sink = seen.clone();
+        r.set_event_callback(Some(Box::new(move |e: &Event| sink.lock().unwrap().push((*e, std::thread::current().id())))));
+        assert!(pump_until(&mut r, Duration::from_secs(5), || !seen.lock().unwrap().is_empty()));
+        assert_eq!(take(), vec![Event::GuestConnected]);
+        // An fd is one-off: its end is the instance's end, and is told.
+        drop(ours);
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        let gone = loop {
+            if let Err(e) = r.process(monotonic_now()) {
+                break e;
+            }
+            assert!(std::time::Instant::now() < end, "the instance never noticed the guest leaving");
+            wait_readable(r.fd(), 5);
+        };
+        assert!(gone.to_string().contains("disconnected"), "{gone}");
+        assert_eq!(take(), vec![Event::GuestDisconnected]);
+        drop(r);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     })

@@ -341,10 +341,24 @@ impl Instance {
     }
 
     /// Starts or stops recording [`Event`]s (stopping drops those pending).
+    /// Starting while a guest is attached records `GuestConnected` first:
+    /// a tap or an fd is attached inside `new`, before anyone could listen.
     pub fn record_events(&mut self, on: bool) {
+        let was = self.core.events.enabled;
         self.core.events.enabled = on;
         if !on {
             self.core.events.take();
+        } else if !was && self.guest_present() {
+            self.core.events.push(Event::GuestConnected);
+        }
+    }
+
+    /// Whether a guest is attached right now.
+    fn guest_present(&self) -> bool {
+        match &self.guest {
+            Guest::Socket { conn, .. } | Guest::Fd(conn) => conn.is_some(),
+            Guest::Tap(_) => true,
+            Guest::Frames(f) => f.output.is_some(),
         }
     }
 
