@@ -22,6 +22,9 @@
 //! Needs cc and make; the namespace tests need root (skipped otherwise) and
 //! python3 (for the listeners inside the namespace).
 
+mod common;
+
+use common::tempdir::TempDir;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -96,32 +99,6 @@ fn programs() -> &'static Programs {
     })
 }
 
-/// A directory removed on drop, writable by everyone: passt-standalone
-/// started as root drops to "nobody", which must still be able to remove
-/// its socket and pid files there.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("passt-c-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).expect("chmod temp dir");
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Waits for `child` at most `limit`; kills it and panics when it hangs.
 fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
@@ -482,7 +459,7 @@ fn version_is_the_library_version() {
 /// the engine. The pid file, opened before, must not be left behind.
 #[test]
 fn start_failure_in_foreground_exits_1_and_cleans_up() {
-    let dir = TempDir::new("fgfail");
+    let dir = TempDir::new("c-fgfail");
     let pid = dir.join("pid");
     let out = standalone(&["-f", "-s", "/nonexistent-passt-dir/passt.sock", "-P", pid.to_str().unwrap()]);
     let err = text(&out.stderr);
@@ -495,7 +472,7 @@ fn start_failure_in_foreground_exits_1_and_cleans_up() {
 /// remove when we fail to start.
 #[test]
 fn start_failure_keeps_a_pid_file_it_did_not_write() {
-    let dir = TempDir::new("oldpid");
+    let dir = TempDir::new("c-oldpid");
     let pid = dir.join("pid");
     fs::write(&pid, "12345\n").expect("write pid file");
     let out = standalone(&["-f", "-s", "/nonexistent-passt-dir/passt.sock", "-P", pid.to_str().unwrap()]);
@@ -507,7 +484,7 @@ fn start_failure_keeps_a_pid_file_it_did_not_write() {
 /// fails to start; the daemon's message reaches the caller's stderr.
 #[test]
 fn start_failure_when_detaching_is_reported_by_the_parent() {
-    let dir = TempDir::new("bgfail");
+    let dir = TempDir::new("c-bgfail");
     let pid = dir.join("pid");
     let out = standalone(&["-s", "/nonexistent-passt-dir/passt.sock", "-P", pid.to_str().unwrap()]);
     let err = text(&out.stderr);
@@ -609,7 +586,7 @@ fn free_tcp_port() -> u16 {
 /// once and reads the pid file.
 #[test]
 fn libvirt_style_invocation() {
-    let dir = TempDir::new("libvirt");
+    let dir = TempDir::new("c-libvirt");
     let sock = dir.join("passt.sock");
     let sock_s = sock.to_str().unwrap().to_string();
     let pidfile = dir.join("passt.pid");
@@ -637,7 +614,7 @@ fn libvirt_style_invocation() {
 /// status 0, reads the pid file and later stops the daemon with SIGTERM.
 #[test]
 fn qemu_netdev_passt_style_invocation() {
-    let dir = TempDir::new("qemu");
+    let dir = TempDir::new("c-qemu");
     let pidfile = dir.join("passt.pid");
     let pidfile_s = pidfile.to_str().unwrap().to_string();
     let _guard = KillDaemons(pidfile_s.clone());
@@ -685,7 +662,7 @@ fn qemu_netdev_passt_style_invocation() {
 #[test]
 fn foreground_signal_removes_the_socket() {
     for signal in ["TERM", "INT"] {
-        let dir = TempDir::new("fgterm");
+        let dir = TempDir::new("c-fgterm");
         let sock = dir.join("passt.sock");
         let pidfile = dir.join("pid");
         let child = Command::new(&programs().standalone)
@@ -736,7 +713,7 @@ fn write_fake_qemu(dir: &TempDir) -> PathBuf {
 /// Runs qrap against a listener of ours; returns (qrap's output, the
 /// arguments the fake QEMU got, what the listener received).
 fn run_qrap(fdnum: &str, qemu_args: &[&str]) -> (Output, Vec<String>, String) {
-    let dir = TempDir::new("qrap");
+    let dir = TempDir::new("c-qrap");
     let fake = write_fake_qemu(&dir);
     let sock = dir.join("passt.sock");
     let listener = UnixListener::bind(&sock).expect("bind test listener");
@@ -822,7 +799,7 @@ fn qrap_warns_when_dropping_a_second_nic() {
 
 #[test]
 fn qrap_errors() {
-    let dir = TempDir::new("qrap-err");
+    let dir = TempDir::new("c-qrap-err");
     let fake = write_fake_qemu(&dir);
     let fake_s = fake.to_str().unwrap();
     let absent = dir.join("absent.sock");
@@ -902,7 +879,7 @@ fn guest_kit() -> Option<PathBuf> {
 /// SOCKET`, and checks that it gets an address by DHCP.
 fn boot_guest_through_qrap(daemon: &Path) {
     let kit = guest_kit().expect("guest kit: set PASST_GUEST_KIT to the shared/guest directory");
-    let dir = TempDir::new("guest");
+    let dir = TempDir::new("c-guest");
     let script = dir.join("test.sh");
     fs::write(
         &script,

@@ -32,12 +32,12 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
+use common::tempdir::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -83,34 +83,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A directory everybody may write to (the daemon becomes "nobody" and
-/// must remove its socket file there), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "passt-confine-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("temp dir");
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).expect("chmod temp dir");
-        TempDir(p)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A daemon killed on drop (if a test fails half-way).
 struct Daemon(Child);
@@ -243,7 +215,7 @@ fn runas_numbers_changes_ids_and_drops_everything() {
         eprintln!("skipped: needs root");
         return;
     }
-    let dir = TempDir::new("runas");
+    let dir = TempDir::new("confine-runas");
     let d = start_listening(&dir, &[], &["--runas", "65534:65534"]);
     assert_eq!(status_field(d.pid(), "Uid"), "65534 65534 65534 65534");
     assert_eq!(status_field(d.pid(), "Gid"), "65534 65534 65534 65534");
@@ -265,7 +237,7 @@ fn runas_names_and_the_nobody_default() {
         eprintln!("skipped: no user nobody or group daemon");
         return;
     };
-    let dir = TempDir::new("names");
+    let dir = TempDir::new("confine-names");
     // A user and a group by name; the group is not the user's own.
     let d = start_listening(&dir, &[], &["--runas", "nobody:daemon"]);
     assert_eq!(status_field(d.pid(), "Uid"), format!("{uid} {uid} {uid} {uid}"));
@@ -274,7 +246,7 @@ fn runas_names_and_the_nobody_default() {
     assert_eq!(d.terminate().0.code(), Some(0));
 
     // Root without --runas: nobody and nobody's group, as passt does.
-    let dir = TempDir::new("nobody");
+    let dir = TempDir::new("confine-nobody");
     let d = start_listening(&dir, &[], &[]);
     assert_eq!(status_field(d.pid(), "Uid"), format!("{uid} {uid} {uid} {uid}"));
     assert_eq!(status_field(d.pid(), "Gid"), format!("{gid} {gid} {gid} {gid}"));
@@ -291,7 +263,7 @@ fn only_the_daemons_user_may_connect_to_its_socket() {
         return;
     }
     use std::os::unix::fs::MetadataExt;
-    let dir = TempDir::new("perm");
+    let dir = TempDir::new("confine-perm");
     let sock = dir.join("passt.sock");
     let d = start_listening(&dir, &[], &["--runas", "65534:65534"]);
     let meta = fs::symlink_metadata(&sock).expect("socket file");
@@ -331,7 +303,7 @@ fn started_unprivileged_with_a_capability_it_gives_it_up() {
     let out = run(Command::new(setpriv[0]).args(&setpriv[1..]).args(["grep", "^CapEff", "/proc/self/status"]));
     assert!(text(&out.stdout).contains("0000000000002000"), "setpriv: {}{}", text(&out.stdout), text(&out.stderr));
 
-    let dir = TempDir::new("unpriv");
+    let dir = TempDir::new("confine-unpriv");
     let d = start_listening(&dir, &setpriv, &[]);
     assert_eq!(status_field(d.pid(), "Uid"), "65534 65534 65534 65534");
     // Without CAP_SETPCAP the bounding set cannot be cleared: not checked.
@@ -339,7 +311,7 @@ fn started_unprivileged_with_a_capability_it_gives_it_up() {
     assert_eq!(d.terminate().0.code(), Some(0));
 
     // And it cannot open a raw socket even with the filter off.
-    let dir = TempDir::new("unpriv-raw");
+    let dir = TempDir::new("confine-unpriv-raw");
     let out = run(Command::new(setpriv[0]).args(&setpriv[1..]).arg(daemon()).args([
         "-f",
         "-q",
@@ -359,7 +331,7 @@ fn started_unprivileged_with_a_capability_it_gives_it_up() {
 
 /// Runs `passt-standalone -f -q -s SOCK extra... --seccomp-selftest NAME`.
 fn selftest(name: &str, extra: &[&str]) -> Output {
-    let dir = TempDir::new("selftest");
+    let dir = TempDir::new("confine-selftest");
     let sock = dir.join("s");
     run(Command::new(daemon())
         .args(["-f", "-q", "-s", sock.to_str().unwrap()])
@@ -445,7 +417,7 @@ fn detached_daemon_logs_to_syslog_and_survives_a_logger_restart() {
         eprintln!("skipped: needs root and unshare");
         return;
     }
-    let dir = TempDir::new("syslog");
+    let dir = TempDir::new("confine-syslog");
     let script = r#"
 set -e
 W=$1
@@ -598,7 +570,7 @@ fn dhcp_ping_tcp_udp_through_the_confined_daemon_in_a_namespace() {
     }
     let net = HostWithRouter::new("conf");
     let guest = TestNs::new("conf-g");
-    let dir = TempDir::new("traffic");
+    let dir = TempDir::new("confine-traffic");
     let (log, pcap) = (dir.join("daemon.log"), dir.join("frames.pcap"));
 
     // Started as root in the host namespace: it opens the tap in the guest

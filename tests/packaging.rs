@@ -23,13 +23,13 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
+use common::tempdir::TempDir;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
 use std::thread;
@@ -50,25 +50,6 @@ fn lib_dir() -> PathBuf {
     dir
 }
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("passt-pkg-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A child killed and reaped on drop, so that a failing test leaves none.
 struct Guard(Child);
@@ -253,7 +234,7 @@ fn install_lays_out_library_header_pkg_config_and_programs() {
 
 #[test]
 fn destdir_stages_under_the_final_prefix_stripped() {
-    let dir = TempDir::new("destdir");
+    let dir = TempDir::new("pkg-destdir");
     let stage = dir.0.join("stage");
     let prefix = format!("/opt/passt-pkg-test-{}", std::process::id());
     let vars = [format!("DESTDIR={}", stage.display()), format!("PREFIX={prefix}"), "INSTALL_STRIP=-s".to_string()];
@@ -309,7 +290,7 @@ fn readme_program() -> String {
 #[test]
 fn readme_program_builds_with_pkg_config() {
     let (inst, _) = shared();
-    let dir = TempDir::new("readme");
+    let dir = TempDir::new("pkg-readme");
     let src = dir.0.join("readme.c");
     fs::write(&src, readme_program()).unwrap();
     let flags = inst.pkg_config(&["--cflags", "--libs"]);
@@ -457,7 +438,7 @@ impl FramePump {
 #[test]
 fn epoll_loop_serves_a_frame_pump_on_its_socket() {
     let (_, examples) = shared();
-    let dir = TempDir::new("epoll-sock");
+    let dir = TempDir::new("pkg-epoll-sock");
     let socket = dir.0.join("guest.sock");
     let mut child = Command::new(examples.join("epoll-loop"))
         .arg("--socket")
@@ -508,7 +489,7 @@ fn epoll_loop_stops_on_a_fatal_passt_process_result() {
     // With one-off, the guest leaving ends the instance: passt_process()
     // returns -PASST_ERROR_GUEST_GONE (< -1), and the loop must stop.
     let (_, examples) = shared();
-    let dir = TempDir::new("epoll-fatal");
+    let dir = TempDir::new("pkg-epoll-fatal");
     let socket = dir.0.join("guest.sock");
     let mut child = Command::new(examples.join("epoll-loop"))
         .arg("--socket")

@@ -11,46 +11,14 @@
 mod common;
 
 use common::driver::Driver;
+use common::kit::{kit_dir, Work};
 use common::netns::HostWithRouter;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// The kit: `shared/guest` beside the repository (a clone, as in CI) or
-/// beside its parent (a worktree under `wt/`), or `PASST_GUEST_KIT`.
-fn kit_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PASST_GUEST_KIT") {
-        return dir.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let beside = root.join("../shared/guest");
-    if beside.exists() {
-        return beside;
-    }
-    root.join("../../shared/guest")
-}
-
-/// A work directory removed on drop.
-struct Work(PathBuf);
-
-impl Work {
-    fn new(tag: &str) -> Work {
-        let p = std::env::temp_dir().join(format!("passt-udp-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Work(p)
-    }
-}
-
-impl Drop for Work {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const GUEST_TEST: &str = r#"#!/bin/sh
 . /lib/kit.sh

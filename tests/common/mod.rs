@@ -2,3 +2,4 @@
 pub mod driver;
 pub mod kit;
 pub mod netns;
+pub mod tempdir;
