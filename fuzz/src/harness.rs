@@ -190,10 +190,11 @@ fn open_fds() -> usize {
 }
 
 /// Runs one `frames` input: records are frames handed to `frame_input`.
-pub fn run_frames(data: &[u8]) {
+/// Returns every frame sent to the guest.
+pub fn run_frames(data: &[u8]) -> Vec<Vec<u8>> {
     assert_isolated();
     let fds = open_fds();
-    {
+    let seen = {
         let out: Arc<Mutex<Vec<Vec<u8>>>> = Default::default();
         let mut inst = Instance::new(&config(&[("frames", String::new())])).expect("instance");
         let sink = out.clone();
@@ -216,16 +217,19 @@ pub fn run_frames(data: &[u8]) {
             s.settle();
         }
         s.finish();
-    }
+        s.seen
+    };
     assert_eq!(open_fds(), fds, "file descriptors outlived the instance");
+    seen
 }
 
 /// Runs one `stream` input: records are written to the QEMU stream socket
-/// of an instance attached with `fd`, each in one `write`.
-pub fn run_stream(data: &[u8]) {
+/// of an instance attached with `fd`, each in one `write`. Returns every
+/// frame sent to the guest.
+pub fn run_stream(data: &[u8]) -> Vec<Vec<u8>> {
     assert_isolated();
     let fds = open_fds();
-    {
+    let seen = {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
         ours.set_nonblocking(true).expect("non-blocking");
         let fd = theirs.into_raw_fd();
@@ -254,8 +258,10 @@ pub fn run_stream(data: &[u8]) {
             }
         }
         s.finish();
-    }
+        s.seen
+    };
     assert_eq!(open_fds(), fds, "file descriptors outlived the instance");
+    seen
 }
 
 enum Guest {
@@ -269,11 +275,13 @@ struct Session {
     now: u64,
     /// Per guest TCP port: the peer's port and the next sequence number we send.
     seqs: HashMap<u16, (u16, u32)>,
+    /// Every frame sent to the guest.
+    seen: Vec<Vec<u8>>,
 }
 
 impl Session {
     fn new(guest: Guest) -> Session {
-        Session { guest, peers: Peers::new(), now: START_NS, seqs: HashMap::new() }
+        Session { guest, peers: Peers::new(), now: START_NS, seqs: HashMap::new(), seen: Vec::new() }
     }
 
     fn instance(&mut self) -> &mut Instance {
@@ -365,6 +373,7 @@ impl Session {
             check_output(f);
             self.track_tcp(f);
         }
+        self.seen.extend(frames);
     }
 
     /// Writes stream bytes, letting the instance drain the socket when it is full.
@@ -464,7 +473,7 @@ fn l4_range(f: &[u8]) -> Option<(usize, usize, u8)> {
     }
 }
 
-fn l4_of(f: &[u8]) -> Option<(&[u8], u8)> {
+pub fn l4_of(f: &[u8]) -> Option<(&[u8], u8)> {
     l4_range(f).map(|(s, e, p)| (&f[s..e], p))
 }
 

@@ -182,7 +182,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             vec![
                 (c | T1MS, dhcp(1, &[])),
                 (c | T1MS, dhcp(3, &[50, 4, 10, 0, 2, 15, 54, 4, 10, 0, 2, 2])),
-                (c | T1MIN, dhcp(7, &[])),
+                (c | T1MIN, dhcp(8, &[])), // INFORM
             ],
         ),
         ("dhcpv6", vec![(c | T1MS, dhcpv6_solicit())]),
