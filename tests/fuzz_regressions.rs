@@ -10,6 +10,8 @@ mod common;
 mod harness;
 #[path = "../fuzz/src/seeds.rs"]
 mod seeds;
+#[path = "../fuzz/src/services.rs"]
+mod services;
 
 use common::netns::TestNs;
 use std::path::{Path, PathBuf};
@@ -147,11 +149,30 @@ fn stream_seeds_and_findings_replay() {
     replay_target("stream", harness::run_stream);
 }
 
+#[test]
+fn services_seeds_and_findings_replay() {
+    let seeds = inputs("corpus", "services");
+    assert!(seeds.len() >= 9, "the services seed corpus is there");
+    for f in seeds.iter().chain(inputs("regressions", "services").iter()) {
+        let data = std::fs::read(f).unwrap();
+        let reply = services::run_services(&data);
+        if f.parent().unwrap().ends_with("corpus/services") {
+            // Every seed is a request that gets an answer.
+            assert!(reply.is_some(), "no reply to the seed {}", f.display());
+        }
+    }
+}
+
 /// The seeds in the repository are what the generator writes.
 #[test]
 fn seed_corpus_is_up_to_date() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    for (target, all) in [("frames", seeds::all()), ("stream", [seeds::all(), seeds::stream_only()].concat())] {
+    let targets = [
+        ("frames", seeds::all()),
+        ("stream", [seeds::all(), seeds::stream_only()].concat()),
+        ("services", seeds::services()),
+    ];
+    for (target, all) in targets {
         for (name, data) in all {
             let path = dir.join(target).join(name);
             assert_eq!(std::fs::read(&path).ok(), Some(data), "{} differs from the generator (run the seeds generator)", path.display());

@@ -91,16 +91,20 @@ fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
     m
 }
 
-fn arp_request(target: Ipv4Addr) -> Vec<u8> {
+fn arp_packet(target: Ipv4Addr) -> Vec<u8> {
     let mut a = vec![0, 1, 0x08, 0, 6, 4, 0, 1];
     a.extend_from_slice(&GUEST_MAC);
     a.extend_from_slice(&GUEST4.octets());
     a.extend_from_slice(&[0; 6]);
     a.extend_from_slice(&target.octets());
-    eth(BROADCAST, 0x0806, &a)
+    a
 }
 
-fn dhcp(msg_type: u8, extra: &[u8]) -> Vec<u8> {
+fn arp_request(target: Ipv4Addr) -> Vec<u8> {
+    eth(BROADCAST, 0x0806, &arp_packet(target))
+}
+
+fn dhcp_msg(msg_type: u8, extra: &[u8]) -> Vec<u8> {
     let mut m = vec![1, 1, 6, 0, 0x12, 0x34, 0x56, 0x78, 0, 0, 0x80, 0];
     m.extend_from_slice(&[0; 16]); // ciaddr, yiaddr, siaddr, giaddr
     m.extend_from_slice(&GUEST_MAC);
@@ -109,15 +113,19 @@ fn dhcp(msg_type: u8, extra: &[u8]) -> Vec<u8> {
     m.extend_from_slice(&[55, 6, 1, 3, 6, 15, 26, 119]); // parameter request list
     m.extend_from_slice(extra);
     m.push(255);
+    m
+}
+
+fn dhcp(msg_type: u8, extra: &[u8]) -> Vec<u8> {
     let mut p = vec![0x45, 0];
-    let u = udp(68, 67, &m);
+    let u = udp(68, 67, &dhcp_msg(msg_type, extra));
     p.extend_from_slice(&((20 + u.len()) as u16).to_be_bytes());
     p.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255]);
     p.extend_from_slice(&u);
     eth(BROADCAST, 0x0800, &p)
 }
 
-fn dhcpv6_solicit() -> Vec<u8> {
+fn dhcpv6_solicit_msg() -> Vec<u8> {
     let mut m = vec![1, 0xab, 0xcd, 0xef];
     m.extend_from_slice(&[0, 1, 0, 10, 0, 3, 0, 1]); // client id: DUID-LL
     m.extend_from_slice(&GUEST_MAC);
@@ -125,22 +133,37 @@ fn dhcpv6_solicit() -> Vec<u8> {
     m.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]); // IA_NA
     m.extend_from_slice(&[0, 6, 0, 4, 0, 23, 0, 24]); // ORO: DNS servers, domain list
     m.extend_from_slice(&[0, 14, 0, 0]); // rapid commit
+    m
+}
+
+fn dhcpv6_solicit() -> Vec<u8> {
+    let m = dhcpv6_solicit_msg();
     let dst: Ipv6Addr = "ff02::1:2".parse().unwrap();
     ipv6_to(multicast_mac(dst), GUEST6_LL, dst, 17, 1, &udp(546, 547, &m))
 }
 
-fn router_solicitation() -> Vec<u8> {
+fn router_solicitation_msg() -> Vec<u8> {
     let mut m = vec![133, 0, 0, 0, 0, 0, 0, 0, 1, 1];
     m.extend_from_slice(&GUEST_MAC);
+    m
+}
+
+fn router_solicitation() -> Vec<u8> {
+    let m = router_solicitation_msg();
     let dst: Ipv6Addr = "ff02::2".parse().unwrap();
     ipv6_to(multicast_mac(dst), GUEST6_LL, dst, 58, 255, &m)
 }
 
-fn neighbour_solicitation(target: Ipv6Addr) -> Vec<u8> {
+fn neighbour_solicitation_msg(target: Ipv6Addr) -> Vec<u8> {
     let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(&target.octets());
     m.extend_from_slice(&[1, 1]);
     m.extend_from_slice(&GUEST_MAC);
+    m
+}
+
+fn neighbour_solicitation(target: Ipv6Addr) -> Vec<u8> {
+    let m = neighbour_solicitation_msg(target);
     let t = target.octets();
     let dst = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15]]);
     ipv6_to(multicast_mac(dst), GUEST6_LL, dst, 58, 255, &m)
@@ -242,5 +265,26 @@ pub fn stream_only() -> Vec<(&'static str, Vec<u8>)> {
         ("stream_two_in_one", encode(&[(SPECIAL | T1MS, two)])),
         ("stream_bad_length", encode(&[(SPECIAL | T1MS, vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3])])),
         ("stream_short_length", encode(&[(SPECIAL | T1MS, vec![0, 0, 0, 4, 1, 2, 3, 4])])),
+    ]
+}
+
+/// Seeds of the `services` target: `selector cfg[4] message` (see
+/// `services.rs`); the selector's low bits pick the handler.
+pub fn services() -> Vec<(&'static str, Vec<u8>)> {
+    // 3 DNS servers, 2 search domains of 7-byte labels, two labels each, MTU 65520.
+    let cfg = [3, 2, 6, 1];
+    let with = |sel: u8, msg: Vec<u8>| [vec![sel], cfg.to_vec(), msg].concat();
+    vec![
+        ("arp", with(0, arp_packet(GATEWAY4))),
+        ("dhcp_discover", with(1, dhcp_msg(1, &[]))),
+        ("dhcp_request", with(1, dhcp_msg(3, &[50, 4, 10, 0, 2, 15, 54, 4, 10, 0, 2, 2]))),
+        ("dhcp_inform", with(1, dhcp_msg(8, &[]))),
+        ("dhcpv6_solicit", with(2, dhcpv6_solicit_msg())),
+        // selector 3: from the guest's link-local address to ff02::2, hop limit 255.
+        ("ndp_rs", with(3, router_solicitation_msg())),
+        // selector 3 + 1<<5: to our solicited-node address.
+        ("ndp_ns", with(3 | 1 << 5, neighbour_solicitation_msg(OUR6_LL))),
+        ("ra", with(4, vec![])),
+        ("ra_many_options", [vec![4], vec![63, 15, 62, 4 | 5 << 5]].concat()),
     ]
 }
