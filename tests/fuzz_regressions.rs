@@ -103,6 +103,7 @@ fn check_seed(name: &str, out: &[Vec<u8>]) {
             assert_eq!(flags & 0x13, 0x13, "{name}: SYN, ACK and FIN");
         }
         "tcp4_closing_peer" => assert_eq!(tcp_from(out, 9).1 & 0x01, 0x01, "{name}: FIN from the closing peer"),
+        "tcp4_chargen" => assert!(tcp_from(out, 19).0.len() > 100_000, "{name}: bulk data from the host"),
         "tcp4_refused" => assert_eq!(tcp_from(out, 1).1 & 0x04, 0x04, "{name}: RST"),
         "inbound" => {
             let (data, flags) = tcp_from_to(out, harness::FWD_TCP);

@@ -14,8 +14,11 @@
 //!                 numbers are random); a zero destination port becomes the peer's port
 //!          bit 7 (SPECIAL): with an empty body, a *host action* (a client on the host
 //!                 connects to the forwarded TCP port and sends to the forwarded UDP
-//!                 port); in the stream target, a non-empty body is raw stream bytes
-//!                 written as they are (no length prefix added)
+//!                 port); a one-byte body N limits what the guest side takes
+//!                 (backpressure): the frame output at most N frames per call, the
+//!                 stream reader at most N * 4 KiB per round (0: no limit); in the
+//!                 stream target, a longer body is raw stream bytes written as they
+//!                 are (no length prefix added)
 //! ```
 //!
 //! The checksum and acknowledgement fix-ups let mutations reach the protocol
@@ -28,7 +31,7 @@
 //! in a network namespace of its own with only a loopback interface (the
 //! fuzz script uses `unshare -n`, the test a fresh namespace), where it
 //! serves real peers on loopback: TCP echo on port 7, TCP port 9 closing at
-//! once, UDP echo on ports 7 and 53 (the DNS address is the host's loopback,
+//! once, TCP port 19 sending up to 1 MiB (chargen), UDP echo on ports 7 and 53 (the DNS address is the host's loopback,
 //! reached through the gateway address). Anything else is refused or
 //! unreachable, deterministically.
 //!
@@ -47,6 +50,7 @@ use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const FIX_CSUM: u8 = 0x20;
@@ -64,6 +68,8 @@ pub const GUEST6_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xf
 pub const HOST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 /// Our link-local address (from OUR_MAC): the router's.
 pub const OUR6_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x9857, 0x9aff, 0xfe55, 0x9a55);
+/// What a chargen peer sends on each connection.
+const CHARGEN_BYTES: usize = 1 << 20;
 /// Forwarded host ports (to the same guest ports).
 pub const FWD_TCP: u16 = 8080;
 pub const FWD_UDP: u16 = 8081;
@@ -196,11 +202,16 @@ pub fn run_frames(data: &[u8]) -> Vec<Vec<u8>> {
     let fds = open_fds();
     let seen = {
         let out: Arc<Mutex<Vec<Vec<u8>>>> = Default::default();
+        let limit = Arc::new(AtomicUsize::new(0));
         let mut inst = Instance::new(&config(&[("frames", String::new())])).expect("instance");
-        let sink = out.clone();
+        let (sink, max) = (out.clone(), limit.clone());
         inst.set_frame_output(Box::new(move |frames: &[IoSlice<'_>]| {
-            sink.lock().unwrap().extend(frames.iter().map(|f| f.to_vec()));
-            frames.len()
+            let n = match max.load(Ordering::Relaxed) {
+                0 => frames.len(),
+                m => m.min(frames.len()),
+            };
+            sink.lock().unwrap().extend(frames[..n].iter().map(|f| f.to_vec()));
+            n
         }))
         .expect("frame output");
         let mut s = Session::new(Guest::Frames { inst, out });
@@ -209,6 +220,8 @@ pub fn run_frames(data: &[u8]) -> Vec<Vec<u8>> {
             s.now += step_ns(r.ctl);
             if r.ctl & SPECIAL != 0 && r.body.is_empty() {
                 s.peers.host_action();
+            } else if r.ctl & SPECIAL != 0 && r.body.len() == 1 {
+                limit.store(usize::from(r.body[0]), Ordering::Relaxed);
             } else {
                 let frame = s.fixup(r.ctl, r.body);
                 let Guest::Frames { inst, .. } = &mut s.guest else { unreachable!() };
@@ -234,13 +247,20 @@ pub fn run_stream(data: &[u8]) -> Vec<Vec<u8>> {
         ours.set_nonblocking(true).expect("non-blocking");
         let fd = theirs.into_raw_fd();
         let inst = Instance::new(&config(&[("fd", fd.to_string())])).expect("instance");
-        let mut s = Session::new(Guest::Stream { inst, sock: ours, rx: Vec::new(), gone: false });
+        let mut s = Session::new(Guest::Stream { inst, sock: ours, rx: Vec::new(), gone: false, read_limit: 0 });
         s.process();
         for r in records(data) {
             s.now += step_ns(r.ctl);
             let bytes = if r.ctl & SPECIAL != 0 {
-                if r.body.is_empty() {
-                    s.peers.host_action();
+                if r.body.len() <= 1 {
+                    match r.body.first() {
+                        None => s.peers.host_action(),
+                        Some(&n) => {
+                            if let Guest::Stream { read_limit, .. } = &mut s.guest {
+                                *read_limit = usize::from(n) * 4096;
+                            }
+                        }
+                    }
                     s.settle();
                     continue;
                 }
@@ -266,7 +286,8 @@ pub fn run_stream(data: &[u8]) -> Vec<Vec<u8>> {
 
 enum Guest {
     Frames { inst: Instance, out: Arc<Mutex<Vec<Vec<u8>>>> },
-    Stream { inst: Instance, sock: UnixStream, rx: Vec<u8>, gone: bool },
+    /// `read_limit`: most bytes read from the socket per round (0: all there is).
+    Stream { inst: Instance, sock: UnixStream, rx: Vec<u8>, gone: bool, read_limit: usize },
 }
 
 struct Session {
@@ -332,15 +353,22 @@ impl Session {
     fn collect(&mut self) {
         let frames: Vec<Vec<u8>> = match &mut self.guest {
             Guest::Frames { out, .. } => std::mem::take(&mut *out.lock().unwrap()),
-            Guest::Stream { sock, rx, gone, .. } => {
-                let mut buf = vec![0u8; 1 << 16];
+            Guest::Stream { sock, rx, gone, read_limit, .. } => {
+                let mut buf = vec![0u8; if *read_limit == 0 { 1 << 16 } else { *read_limit }];
+                let mut total = 0;
                 loop {
+                    if *read_limit != 0 && total >= *read_limit {
+                        break;
+                    }
                     match sock.read(&mut buf) {
                         Ok(0) => {
                             *gone = true;
                             break;
                         }
-                        Ok(n) => rx.extend_from_slice(&buf[..n]),
+                        Ok(n) => {
+                            rx.extend_from_slice(&buf[..n]);
+                            total += n;
+                        }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                         // The instance closed the connection while data was in flight.
@@ -567,7 +595,9 @@ fn check_l4(f: &[u8]) {
 struct Peers {
     echo: Vec<TcpListener>,
     closing: Vec<TcpListener>,
-    conns: Vec<TcpStream>,
+    chargen: Vec<TcpListener>,
+    /// Connections and whether each is a chargen one (bytes left to send).
+    conns: Vec<(TcpStream, usize)>,
     udp: Vec<UdpSocket>,
 }
 
@@ -586,6 +616,7 @@ impl Peers {
         Peers {
             echo: vec![tcp("127.0.0.1:7"), tcp("[::1]:7")],
             closing: vec![tcp("127.0.0.1:9"), tcp("[::1]:9")],
+            chargen: vec![tcp("127.0.0.1:19"), tcp("[::1]:19")],
             conns: Vec::new(),
             udp: vec![udp("127.0.0.1:7"), udp("[::1]:7"), udp("127.0.0.1:53"), udp("[::1]:53")],
         }
@@ -602,7 +633,7 @@ impl Peers {
         if let Ok(c) = TcpStream::connect(format!("{lo}:{FWD_TCP}")) {
             let _ = c.set_nonblocking(true);
             let _ = (&c).write(b"hello from the host\n");
-            self.conns.push(c);
+            self.conns.push((c, 0));
         }
         if let Ok(u) = UdpSocket::bind(any) {
             let _ = u.set_nonblocking(true);
@@ -617,7 +648,14 @@ impl Peers {
         for l in &self.echo {
             while let Ok((c, _)) = l.accept() {
                 let _ = c.set_nonblocking(true);
-                self.conns.push(c);
+                self.conns.push((c, 0));
+                busy = true;
+            }
+        }
+        for l in &self.chargen {
+            while let Ok((c, _)) = l.accept() {
+                let _ = c.set_nonblocking(true);
+                self.conns.push((c, CHARGEN_BYTES));
                 busy = true;
             }
         }
@@ -628,17 +666,29 @@ impl Peers {
             }
         }
         let mut buf = vec![0u8; 1 << 16];
-        self.conns.retain_mut(|c| match c.read(&mut buf) {
-            Ok(0) => {
-                busy = true;
-                false
+        let pattern: Vec<u8> = (0..1 << 16).map(|i| b'!' + (i % 94) as u8).collect();
+        self.conns.retain_mut(|(c, left)| {
+            if *left > 0 {
+                if let Ok(n) = c.write(&pattern[..(*left).min(pattern.len())]) {
+                    *left -= n;
+                    busy |= n > 0;
+                }
             }
-            Ok(n) => {
-                busy = true;
-                let _ = c.write(&buf[..n]);
-                true
+            match c.read(&mut buf) {
+                Ok(0) => {
+                    busy = true;
+                    false
+                }
+                Ok(n) => {
+                    busy = true;
+                    // Echo (chargen discards).
+                    if *left == 0 {
+                        let _ = c.write(&buf[..n]);
+                    }
+                    true
+                }
+                Err(e) => e.kind() == ErrorKind::WouldBlock,
             }
-            Err(e) => e.kind() == ErrorKind::WouldBlock,
         });
         for u in &self.udp {
             while let Ok((n, from)) = u.recv_from(&mut buf) {

@@ -241,6 +241,21 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             ],
         ),
     ];
+    // Bulk data from the host (chargen, port 19), acknowledged as it comes,
+    // first with a frame output taking everything, then one frame per call.
+    let mut chargen = vec![
+        (c | T1MS, v4(6)(&tcp(40004, 19, 1, 0, SYN, &[]))),
+        (a | T1MS, v4(6)(&tcp(40004, 19, 2, 0, ACK, &[]))),
+    ];
+    for i in 0..6 {
+        if i == 3 {
+            chargen.push((SPECIAL, vec![1]));
+        }
+        chargen.push((a | (T1MS + i), v4(6)(&tcp(40004, 19, 2, 0, ACK, &[]))));
+    }
+    chargen.push((SPECIAL, vec![0]));
+    chargen.push((a | T1S, v4(6)(&tcp(40004, 19, 2, 0, RST | ACK, &[]))));
+    seeds.push(("tcp4_chargen", chargen));
     // One exchange of everything, so that mutations can mix protocols.
     let mixed: Vec<(u8, Vec<u8>)> = ["arp", "dhcp", "ndp", "udp4", "tcp4_echo"]
         .iter()
