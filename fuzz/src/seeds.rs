@@ -2,7 +2,7 @@
 //! speaks, as records for the harness (see `harness.rs`). Checksums are
 //! left at zero and filled in by the harness (`FIX_CSUM`); acknowledgement
 //! numbers of TCP segments after our SYN are offsets (`FIX_ACK`).
-//! `cargo run --bin seeds` (in `fuzz/`) writes them to `corpus/`.
+//! `cargo run --release --example seeds` (in `fuzz/`) writes them to `corpus/`.
 
 use crate::harness::{
     encode, FIX_ACK, FIX_CSUM, FWD_TCP, GATEWAY4, GUEST4, GUEST6, GUEST6_LL, GUEST_MAC, HOST6, OUR6_LL, OUR_MAC, SPECIAL,

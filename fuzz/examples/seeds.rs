@@ -1,4 +1,4 @@
-//! Writes the seed corpus: `cargo run --release --bin seeds` in `fuzz/`
+//! Writes the seed corpus: `cargo run --release --example seeds` in `fuzz/`
 //! (replaces the files it generates in corpus/frames, corpus/stream and corpus/services).
 
 fn main() -> std::io::Result<()> {
