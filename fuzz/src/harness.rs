@@ -31,7 +31,7 @@
 //! in a network namespace of its own with only a loopback interface (the
 //! fuzz script uses `unshare -n`, the test a fresh namespace), where it
 //! serves real peers on loopback: TCP echo on port 7, TCP port 9 closing at
-//! once, TCP port 19 sending up to 1 MiB (chargen), UDP echo on ports 7 and 53 (the DNS address is the host's loopback,
+//! once, TCP port 19 sending 256 KiB (chargen), UDP echo on ports 7 and 53 (the DNS address is the host's loopback,
 //! reached through the gateway address). Anything else is refused or
 //! unreachable, deterministically.
 //!
@@ -69,7 +69,7 @@ pub const HOST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 /// Our link-local address (from OUR_MAC): the router's.
 pub const OUR6_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x9857, 0x9aff, 0xfe55, 0x9a55);
 /// What a chargen peer sends on each connection.
-const CHARGEN_BYTES: usize = 1 << 20;
+const CHARGEN_BYTES: usize = 256 << 10;
 /// Forwarded host ports (to the same guest ports).
 pub const FWD_TCP: u16 = 8080;
 pub const FWD_UDP: u16 = 8081;
@@ -598,6 +598,8 @@ struct Peers {
     chargen: Vec<TcpListener>,
     /// Connections and whether each is a chargen one (bytes left to send).
     conns: Vec<(TcpStream, usize)>,
+    /// What chargen sends (printable characters), made once.
+    pattern: Vec<u8>,
     udp: Vec<UdpSocket>,
 }
 
@@ -618,6 +620,7 @@ impl Peers {
             closing: vec![tcp("127.0.0.1:9"), tcp("[::1]:9")],
             chargen: vec![tcp("127.0.0.1:19"), tcp("[::1]:19")],
             conns: Vec::new(),
+            pattern: (0..1 << 16).map(|i| b'!' + (i % 94) as u8).collect(),
             udp: vec![udp("127.0.0.1:7"), udp("[::1]:7"), udp("127.0.0.1:53"), udp("[::1]:53")],
         }
     }
@@ -666,7 +669,7 @@ impl Peers {
             }
         }
         let mut buf = vec![0u8; 1 << 16];
-        let pattern: Vec<u8> = (0..1 << 16).map(|i| b'!' + (i % 94) as u8).collect();
+        let pattern = &self.pattern;
         self.conns.retain_mut(|(c, left)| {
             if *left > 0 {
                 if let Ok(n) = c.write(&pattern[..(*left).min(pattern.len())]) {
