@@ -16,8 +16,13 @@ mod services;
 use common::netns::TestNs;
 use std::path::{Path, PathBuf};
 
-/// The harness counts the process's fds: the tests of this file run one at a time.
+/// The harness counts the process's fds: the tests of this file run one at
+/// a time (even reading a file opens one).
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn inputs(dir: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(dir).join(target);
@@ -36,7 +41,6 @@ fn is_doc(p: &Path) -> bool {
 /// Runs every input through `run` inside a fresh namespace; returns what
 /// each sent to the guest, by file name. A panic names the file.
 fn replay(files: &[PathBuf], run: fn(&[u8]) -> Vec<Vec<u8>>) -> Vec<(String, Vec<Vec<u8>>)> {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = TestNs::new("fuzzreg");
     ns.run(|| {
         Ok(files
@@ -130,6 +134,7 @@ fn tcp_from_to(frames: &[Vec<u8>], port: u16) -> (Vec<u8>, u8) {
 }
 
 fn replay_target(target: &str, run: fn(&[u8]) -> Vec<Vec<u8>>) {
+    let _serial = serial();
     let seeds = inputs("corpus", target);
     assert!(seeds.len() >= 15, "the {target} seed corpus is there");
     for (name, out) in replay(&seeds, run) {
@@ -152,6 +157,7 @@ fn stream_seeds_and_findings_replay() {
 
 #[test]
 fn services_seeds_and_findings_replay() {
+    let _serial = serial();
     let seeds = inputs("corpus", "services");
     assert!(seeds.len() >= 9, "the services seed corpus is there");
     for f in seeds.iter().chain(inputs("regressions", "services").iter()) {
@@ -167,6 +173,7 @@ fn services_seeds_and_findings_replay() {
 /// The seeds in the repository are what the generator writes.
 #[test]
 fn seed_corpus_is_up_to_date() {
+    let _serial = serial();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let targets = [
         ("frames", seeds::all()),
