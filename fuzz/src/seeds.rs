@@ -175,9 +175,12 @@ fn dns_query() -> Vec<u8> {
     q
 }
 
+/// Records as (control byte, body), before encoding.
+type Records = Vec<(u8, Vec<u8>)>;
+
 /// A TCP exchange with the echo peer (port 7) or another port: handshake,
 /// data, the echo acknowledged, close.
-fn tcp_session(ip: &dyn Fn(&[u8]) -> Vec<u8>, dport: u16) -> Vec<(u8, Vec<u8>)> {
+fn tcp_session(ip: &dyn Fn(&[u8]) -> Vec<u8>, dport: u16) -> Records {
     let c = FIX_CSUM;
     let a = FIX_CSUM | FIX_ACK;
     let sp = 40000;
@@ -197,7 +200,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
     let a = FIX_CSUM | FIX_ACK;
     let v4 = |p: u8| move |l4: &[u8]| ipv4(GUEST4, GATEWAY4, p, l4);
     let v6 = |p: u8| move |l4: &[u8]| ipv6(GUEST6, HOST6, p, l4);
-    let mut seeds: Vec<(&'static str, Vec<(u8, Vec<u8>)>)> = vec![
+    let mut seeds: Vec<(&'static str, Records)> = vec![
         ("empty", vec![]),
         ("arp", vec![(T1MS, arp_request(GATEWAY4)), (T1MS, arp_request(Ipv4Addr::new(10, 0, 2, 99)))]),
         (
@@ -257,7 +260,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
     chargen.push((a | T1S, v4(6)(&tcp(40004, 19, 2, 0, RST | ACK, &[]))));
     seeds.push(("tcp4_chargen", chargen));
     // One exchange of everything, so that mutations can mix protocols.
-    let mixed: Vec<(u8, Vec<u8>)> = ["arp", "dhcp", "ndp", "udp4", "tcp4_echo"]
+    let mixed: Records = ["arp", "dhcp", "ndp", "udp4", "tcp4_echo"]
         .iter()
         .flat_map(|n| seeds.iter().find(|(s, _)| s == n).unwrap().1.clone())
         .collect();
