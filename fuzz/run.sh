@@ -17,16 +17,19 @@ target=${1:?usage: run.sh TARGET [SECONDS] [libFuzzer options...]}
 seconds=${2:-1800}
 shift $(( $# >= 2 ? 2 : 1 ))
 cargo fuzz build -s none "$target"
+# A variant target (frames_mtu576) shares its base target's seeds.
+seeds="corpus/$target"
+[ -d "$seeds" ] || seeds="corpus/${target%%_*}"
 # libFuzzer writes its job log (fuzz-0.log) in the working directory: one per target.
 mkdir -p "work/$target/corpus" "artifacts/$target"
 cd "work/$target"
 userns=""
 [ "$(id -u)" = 0 ] || userns="-r"
 exec unshare $userns -n sh -c '
-    target=$1 seconds=$2
-    shift 2
+    target=$1 seeds=$2 seconds=$3
+    shift 3
     ip link set lo up
     sysctl -qw net.ipv4.ping_group_range="0 2147483647"
-    exec nice -n 10 cargo fuzz run --fuzz-dir ../.. -s none "$target" corpus "../../corpus/$target" -- \
+    exec nice -n 10 cargo fuzz run --fuzz-dir ../.. -s none "$target" corpus "../../$seeds" -- \
         -max_total_time="$seconds" -max_len=8192 -timeout=10 -jobs=1 -workers=1 -print_final_stats=1 "$@"
-' sh "$target" "$seconds" "$@"
+' sh "$target" "$seeds" "$seconds" "$@"

@@ -150,6 +150,17 @@ fn frames_seeds_and_findings_replay() {
     replay_target("frames", harness::run_frames);
 }
 
+/// The `frames_mtu576` target shares the `frames` seeds; their answers
+/// differ (no IPv6), so only the harness's own checks apply.
+#[test]
+fn frames_mtu576_seeds_and_findings_replay() {
+    let _serial = serial();
+    let inputs: Vec<PathBuf> = [inputs("corpus", "frames"), inputs("regressions", "frames_mtu576")].concat();
+    let out = replay(&inputs, harness::run_frames_mtu576);
+    let (_, chargen) = out.iter().find(|(n, _)| n == "tcp4_chargen").expect("the chargen seed");
+    assert!(tcp_from(chargen, 19).0.len() > 100_000, "bulk data in small segments");
+}
+
 #[test]
 fn stream_seeds_and_findings_replay() {
     replay_target("stream", harness::run_stream);

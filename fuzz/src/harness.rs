@@ -198,12 +198,25 @@ fn open_fds() -> usize {
 /// Runs one `frames` input: records are frames handed to `frame_input`.
 /// Returns every frame sent to the guest.
 pub fn run_frames(data: &[u8]) -> Vec<Vec<u8>> {
+    run_frames_with(data, &[])
+}
+
+/// The `frames_mtu576` target: the same with an MTU of 576, the smallest
+/// common one (IPv6 off, as below 1280; small TCP segments, DHCP's MTU
+/// option, frames cut at the MTU).
+pub fn run_frames_mtu576(data: &[u8]) -> Vec<Vec<u8>> {
+    run_frames_with(data, &[("mtu", "576")])
+}
+
+fn run_frames_with(data: &[u8], extra: &[(&str, &str)]) -> Vec<Vec<u8>> {
     assert_isolated();
     let fds = open_fds();
     let seen = {
         let out: Arc<Mutex<Vec<Vec<u8>>>> = Default::default();
         let limit = Arc::new(AtomicUsize::new(0));
-        let mut inst = Instance::new(&config(&[("frames", String::new())])).expect("instance");
+        let mut attach = vec![("frames", String::new())];
+        attach.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let mut inst = Instance::new(&config(&attach)).expect("instance");
         let (sink, max) = (out.clone(), limit.clone());
         inst.set_frame_output(Box::new(move |frames: &[IoSlice<'_>]| {
             let n = match max.load(Ordering::Relaxed) {
@@ -215,6 +228,7 @@ pub fn run_frames(data: &[u8]) -> Vec<Vec<u8>> {
         }))
         .expect("frame output");
         let mut s = Session::new(Guest::Frames { inst, out });
+        s.mtu = extra.iter().find(|(k, _)| *k == "mtu").map_or(65520, |(_, v)| v.parse().unwrap());
         s.process();
         for r in records(data) {
             s.now += step_ns(r.ctl);
@@ -298,11 +312,13 @@ struct Session {
     seqs: HashMap<u16, (u16, u32)>,
     /// Every frame sent to the guest.
     seen: Vec<Vec<u8>>,
+    /// The configured MTU: no TCP segment to the guest is larger.
+    mtu: usize,
 }
 
 impl Session {
     fn new(guest: Guest) -> Session {
-        Session { guest, peers: Peers::new(), now: START_NS, seqs: HashMap::new(), seen: Vec::new() }
+        Session { guest, peers: Peers::new(), now: START_NS, seqs: HashMap::new(), seen: Vec::new(), mtu: 65520 }
     }
 
     fn instance(&mut self) -> &mut Instance {
@@ -399,6 +415,7 @@ impl Session {
                 eprintln!("  to guest: {}", describe(f));
             }
             check_output(f);
+            check_tcp_mtu(f, self.mtu);
             self.track_tcp(f);
         }
         self.seen.extend(frames);
@@ -575,6 +592,14 @@ fn check_output(f: &[u8]) {
             check_l4(f);
         }
         t => panic!("frame of ethertype {t:#06x} to the guest"),
+    }
+}
+
+/// TCP segments are cut to the MTU (UDP datagrams are the peer's size).
+fn check_tcp_mtu(f: &[u8], mtu: usize) {
+    if let Some((_, end, 6)) = l4_range(f) {
+        let ip_len = end - 14;
+        assert!(ip_len <= mtu, "TCP segment of {ip_len} bytes (IP) to the guest over the MTU {mtu}");
     }
 }
 
