@@ -81,6 +81,9 @@ pub(super) struct Conn {
     starved: bool,
     /// EPOLLOUT was re-armed to learn when the send buffer drains.
     want_out: bool,
+    /// The last `SO_MEMINFO` answer: (`rcv_nxt` then, room, size); see
+    /// [`Conn::send_space`].
+    space_cache: Option<(u32, u32, u32)>,
     /// Acknowledgment number and window field of our last pure ACK: a
     /// window update identical to it would count as a duplicate ACK.
     last_ack: (u32, u16),
@@ -193,6 +196,7 @@ impl Conn {
             guest_fin: false,
             starved: false,
             want_out: false,
+            space_cache: None,
             last_ack: (0, 0),
             isn,
             snd_una: isn,
@@ -300,15 +304,33 @@ impl Conn {
     /// computed afresh without ever moving the right edge back.
     ///
     /// Both are capped at [`MAX_SEGS_IN_FLIGHT`] segments.
-    fn send_space(&self) -> (u32, u32) {
-        match stcp::send_buffer(self.sock.as_fd()) {
+    ///
+    /// The socket is asked (`SO_MEMINFO`) only when what we wrote since the
+    /// last answer used up half of the room it gave: until then that answer
+    /// minus the bytes written is a safe estimate (the kernel only frees
+    /// room meanwhile), and it saved a system call per ACK.
+    fn send_space(&mut self) -> (u32, u32) {
+        if let Some((at, space, size)) = self.space_cache {
+            let written = self.rcv_nxt.wrapping_sub(at);
+            if written < space / 2 {
+                return (space - written, size);
+            }
+        }
+        self.send_space_now()
+    }
+
+    /// [`Self::send_space`], always asking the socket.
+    fn send_space_now(&mut self) -> (u32, u32) {
+        let r = match stcp::send_buffer(self.sock.as_fd()) {
             Ok((size, queued)) => {
                 let cap = MAX_SEGS_IN_FLIGHT.saturating_mul(self.mss);
                 let room = size.saturating_sub(queued).min(u32::MAX as usize) as u32;
                 ((room - room / 8).min(cap), (size.min(u32::MAX as usize) as u32).min(cap))
             }
             Err(_) => (0, 0),
-        }
+        };
+        self.space_cache = Some((self.rcv_nxt, r.0, r.1));
+        r
     }
 
     /// Computes the window to advertise now from the socket's free send
@@ -397,6 +419,7 @@ impl Conn {
     pub fn accept_guest_syn(&mut self, ctx: &FlowCtx, seg: &Segment<'_>, opts: &Options) {
         self.rcv_nxt = seg.seq().wrapping_add(1);
         self.rcv_edge = self.rcv_nxt;
+        self.space_cache = None;
         self.take_peer_options(ctx, opts);
         // The SYN's window is never scaled (RFC 7323 2.2).
         self.guest_wnd = u32::from(seg.window());
@@ -515,6 +538,7 @@ impl Conn {
                 log::debug!("TCP {} <- {}: established", self.guest, self.peer);
                 self.rcv_nxt = seg.seq().wrapping_add(1);
                 self.rcv_edge = self.rcv_nxt;
+                self.space_cache = None;
                 self.take_peer_options(ctx, &opts);
                 self.establish(ctx.now);
                 self.guest_wnd = u32::from(seg.window());
@@ -665,6 +689,7 @@ impl Conn {
                     // Only if our window estimate was wrong: the guest resends.
                     log::debug!("TCP {} -> {}: socket took {n} of {} bytes", self.guest, self.peer, data.len());
                     self.starved = true;
+                    self.space_cache = None;
                     return Verdict::Keep;
                 }
             } else {
@@ -722,6 +747,7 @@ impl Conn {
         if !all {
             log::debug!("TCP {} -> {}: socket took {n} of {} staged bytes", self.guest, self.peer, stage.len());
             self.starved = true;
+            self.space_cache = None;
         }
         stage.clear();
         Some(all)
@@ -966,7 +992,7 @@ impl Conn {
     fn window_update(&mut self, ctx: &mut FlowCtx) {
         self.want_out = false;
         let before = if seq_lt(self.rcv_nxt, self.rcv_edge) { self.rcv_edge.wrapping_sub(self.rcv_nxt) } else { 0 };
-        let (space, _) = self.send_space();
+        let (space, _) = self.send_space_now();
         // The field as it would be sent: no update unless it changes (an
         // unchanged ACK is a duplicate ACK to the guest: three of those
         // and it retransmits for nothing).
