@@ -120,8 +120,12 @@ fn first_exchange(s: &UdpSocket, payload: &[u8], within: Duration) -> Option<Vec
     while Instant::now() < deadline {
         let _ = s.send(payload);
         if let Ok(n) = s.recv(&mut buf) {
+            let answer = buf[..n].to_vec();
+            // Answers to earlier tries may still be on their way: let them
+            // come and go, so that the caller's next read is its own.
+            while s.recv(&mut buf).is_ok() {}
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            return Some(buf[..n].to_vec());
+            return Some(answer);
         }
     }
     None
