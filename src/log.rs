@@ -38,7 +38,32 @@ pub struct SinkGuard(Option<Sink>);
 impl SinkGuard {
     pub fn enter(sink: Sink) -> SinkGuard {
         install();
+        raise_max_level(sink.max_level);
         SinkGuard(CURRENT.with(|c| c.borrow_mut().replace(sink)))
+    }
+}
+
+/// The highest level any sink of this process has asked for so far (syslog
+/// numbering, 8 = trace), mirrored in `log`'s global filter so that the
+/// `debug!`/`trace!` on hot paths cost one comparison unless someone
+/// listens. Only raised: several instances may want different levels.
+static HIGHEST: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(6);
+
+fn raise_max_level(level: i32) {
+    use std::sync::atomic::Ordering;
+    let before = HIGHEST.fetch_max(level, Ordering::Relaxed);
+    if level > before && ROUTER_INSTALLED.get() == Some(&true) {
+        log::set_max_level(level_filter(level));
+    }
+}
+
+fn level_filter(level: i32) -> log::LevelFilter {
+    match level {
+        i32::MIN..=3 => log::LevelFilter::Error,
+        4 => log::LevelFilter::Warn,
+        5 | 6 => log::LevelFilter::Info,
+        7 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
     }
 }
 
@@ -82,15 +107,19 @@ impl log::Log for Router {
     fn flush(&self) {}
 }
 
-static INSTALLED: OnceCell<()> = OnceCell::new();
+/// Whether our [`Router`] is the process's logger (false: the host had its
+/// own, which then receives our records and keeps its own filter).
+static ROUTER_INSTALLED: OnceCell<bool> = OnceCell::new();
 
 /// Installs our logger once per process (a no-op if another logger is
 /// already there: the host program's own then receives our records).
 pub fn install() {
-    INSTALLED.get_or_init(|| {
-        if log::set_logger(&Router).is_ok() {
-            log::set_max_level(log::LevelFilter::Trace);
+    ROUTER_INSTALLED.get_or_init(|| {
+        let ours = log::set_logger(&Router).is_ok();
+        if ours {
+            log::set_max_level(level_filter(HIGHEST.load(std::sync::atomic::Ordering::Relaxed)));
         }
+        ours
     });
 }
 
