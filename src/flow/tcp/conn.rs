@@ -662,8 +662,11 @@ impl Conn {
         }
         if seq != expected {
             // Out of order: dropped; a duplicate ACK per segment lets the
-            // guest retransmit fast.
+            // guest retransmit fast. Loss is rare: the ACK after the hole
+            // is filled asks the socket afresh for its room, so the guest
+            // recovers with the whole window.
             self.dupacks_owed = self.dupacks_owed.saturating_add(1);
+            self.space_cache = None;
             return Verdict::Keep;
         }
         if !data.is_empty() {
