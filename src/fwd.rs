@@ -149,6 +149,15 @@ impl PortSpec {
     }
 }
 
+/// The first explicit port of `spec` that one of `bound` (bind address,
+/// host port of the sockets already forwarding) takes already. A set
+/// first: ranges and listeners may both number in the tens of thousands.
+pub fn first_taken(spec: &PortSpec, bound: impl Iterator<Item = (Option<IpAddr>, u16)>) -> Option<u16> {
+    let ours: std::collections::HashSet<u16> =
+        bound.filter(|(bind, _)| binds_overlap(*bind, spec.bind)).map(|(_, port)| port).collect();
+    spec.explicit_ports().map(|(host, _)| host).find(|h| ours.contains(h))
+}
+
 /// Whether sockets bound on `a` and `b` (`None`: the wildcard) would
 /// take the same traffic for a port.
 pub fn binds_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {

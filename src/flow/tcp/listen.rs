@@ -17,7 +17,7 @@
 use super::conn::{Conn, State};
 use super::{Tcp, ACCEPT_BATCH, CONN_EVENTS};
 use crate::flow::FlowCtx;
-use crate::fwd::{binds_overlap, PortSpec};
+use crate::fwd::{first_taken, PortSpec};
 use crate::sys::{self, epoll, tcp as stcp};
 use crate::token::{Kind, Token};
 use std::io;
@@ -98,10 +98,7 @@ impl Tcp {
     /// A message naming the port when an explicit port is forwarded already
     /// or cannot be bound; then nothing of `spec` stays open.
     pub fn forward_add(&mut self, ctx: &mut FlowCtx, spec: &PortSpec) -> Result<usize, String> {
-        // A set first: ranges and listeners may both number in the tens of thousands.
-        let ours: std::collections::HashSet<u16> =
-            self.listeners.iter().filter(|(_, l)| binds_overlap(l.bind, spec.bind)).map(|(_, l)| l.host_port).collect();
-        if let Some((host, _)) = spec.explicit_ports().find(|(h, _)| ours.contains(h)) {
+        if let Some(host) = first_taken(spec, self.listeners.iter().map(|(_, l)| (l.bind, l.host_port))) {
             return Err(format!("TCP port {host} is already forwarded"));
         }
         let mut opened = Vec::new();

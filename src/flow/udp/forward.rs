@@ -9,7 +9,7 @@
 use super::table::Kind;
 use super::Udp;
 use crate::flow::FlowCtx;
-use crate::fwd::{binds_overlap, PortSpec};
+use crate::fwd::{first_taken, PortSpec};
 
 impl Udp {
     /// Forwards one more spec; returns the sockets opened.
@@ -18,10 +18,7 @@ impl Udp {
     /// A message naming the port when an explicit port is forwarded already
     /// or cannot be bound; then nothing of `spec` stays open.
     pub fn forward_add(&mut self, ctx: &mut FlowCtx, spec: &PortSpec) -> Result<usize, String> {
-        // A set first: ranges and listeners may both number in the tens of thousands.
-        let ours: std::collections::HashSet<u16> =
-            self.listeners.iter().filter(|(_, l)| binds_overlap(l.bind, spec.bind)).map(|(_, l)| l.bound.port()).collect();
-        if let Some((host, _)) = spec.explicit_ports().find(|(h, _)| ours.contains(h)) {
+        if let Some(host) = first_taken(spec, self.listeners.iter().map(|(_, l)| (l.bind, l.bound.port()))) {
             return Err(format!("UDP port {host} is already forwarded"));
         }
         let mut opened = Vec::new();
