@@ -32,6 +32,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
+use common::lib_dir;
 use common::tempdir::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -46,13 +47,6 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 const SIGSYS: i32 = 31;
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// libpasst.so of this build: next to the `deps/` directory holding us.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-    assert!(dir.join("libpasst.so").exists(), "no libpasst.so in {}: run cargo build", dir.display());
-    dir
-}
 
 /// passt-standalone, built once into `<lib dir>/c-programs/confinement`.
 fn daemon() -> &'static Path {

@@ -26,6 +26,21 @@ fn setup(tag: &str, extra: &[&str]) -> Setup {
     Setup { _driver: driver, guest, _net: net }
 }
 
+/// Waits up to 15 s for a global address from our prefix and a default
+/// route through a link-local router on `tap0`; panics with what is there
+/// otherwise. Returns (`ip -6 addr`, `ip -6 route`).
+fn wait_for_slaac(guest: &TestNs) -> (String, String) {
+    let got = wait_until(Duration::from_secs(15), || {
+        let a = guest.ip(&["-6", "addr", "show", "dev", "tap0", "scope", "global"]);
+        let r = guest.ip(&["-6", "route", "show", "default"]);
+        a.contains("2001:db8::") && !a.contains("tentative") && r.contains("via fe80::")
+    });
+    let addrs = guest.ip(&["-6", "addr", "show", "dev", "tap0"]);
+    let routes = guest.ip(&["-6", "route"]);
+    assert!(got, "SLAAC did not complete:\n{addrs}\n{routes}");
+    (addrs, routes)
+}
+
 fn ping_ok(ns: &TestNs, args: &[&str]) -> bool {
     // busybox's ping: always there with the guest kit's packages.
     let mut a = vec!["ping", "-c", "1", "-W", "2"];
@@ -115,14 +130,7 @@ fn kernel_slaac_takes_address_and_default_route_from_our_ra() {
     let s = setup("svc-slaac", &["dns=2001:db8::53"]);
     // The tap is up (always, also without config-net); the namespace's
     // kernel solicits a router and configures itself from our RA.
-    let got = wait_until(Duration::from_secs(15), || {
-        let a = s.guest.ip(&["-6", "addr", "show", "dev", "tap0", "scope", "global"]);
-        let r = s.guest.ip(&["-6", "route", "show", "default"]);
-        a.contains("2001:db8::") && !a.contains("tentative") && r.contains("via fe80::")
-    });
-    let addrs = s.guest.ip(&["-6", "addr", "show", "dev", "tap0"]);
-    let routes = s.guest.ip(&["-6", "route"]);
-    assert!(got, "SLAAC did not complete:\n{addrs}\n{routes}");
+    let (addrs, routes) = wait_for_slaac(&s.guest);
     assert!(addrs.contains("/64"), "{addrs}");
     // The default route points at our link-local address (from 9a:55:9a:55:9a:55).
     assert!(routes.contains("default via fe80::9a55:9aff:fe55:9a55"), "{routes}");
@@ -139,14 +147,7 @@ fn slaac_works_when_the_guest_has_our_mac() {
     s.guest.ip(&["link", "set", "tap0", "down"]);
     s.guest.ip(&["link", "set", "tap0", "address", mac]);
     s.guest.ip(&["link", "set", "tap0", "up"]);
-    let got = wait_until(Duration::from_secs(15), || {
-        let a = s.guest.ip(&["-6", "addr", "show", "dev", "tap0", "scope", "global"]);
-        let r = s.guest.ip(&["-6", "route", "show", "default"]);
-        a.contains("2001:db8::") && !a.contains("tentative") && r.contains("via fe80::")
-    });
-    let addrs = s.guest.ip(&["-6", "addr", "show", "dev", "tap0"]);
-    let routes = s.guest.ip(&["-6", "route"]);
-    assert!(got, "SLAAC did not complete:\n{addrs}\n{routes}");
+    wait_for_slaac(&s.guest);
     assert!(ping_ok(&s.guest, &["-6", "2001:db8::1"]), "ping -6 the gateway after SLAAC");
 }
 

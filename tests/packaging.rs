@@ -23,6 +23,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
+use common::lib_dir;
 use common::tempdir::TempDir;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -41,14 +42,6 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Longest a build step or an example may take before the test calls it hung.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Where cargo put libpasst.so for this build: next to `deps/`, where the
-/// test executable is.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("<profile>/deps/<exe>").to_path_buf();
-    assert!(dir.join("libpasst.so").exists(), "no libpasst.so in {}", dir.display());
-    dir
-}
 
 
 /// A child killed and reaped on drop, so that a failing test leaves none.
