@@ -130,6 +130,8 @@ pub struct TxQueue {
     limit: usize,
     /// Space handed out by `reserve`, not yet committed.
     reserved: usize,
+    /// Frame length and slots handed out by `reserve_run`.
+    run_reserved: (usize, usize),
     /// Frames committed since the last [`TxQueue::take_new`] (for capture).
     unseen: usize,
     /// Bytes of the queued frames, prefixes excluded (so that the engine
@@ -147,6 +149,7 @@ impl TxQueue {
             head_sent: 0,
             limit: limit.max(PREFIX + MAX_FRAME),
             reserved: 0,
+            run_reserved: (0, 0),
             unseen: 0,
             queued_bytes: 0,
             offload: false,
@@ -234,6 +237,50 @@ impl TxQueue {
         }
         self.reserved = max_len;
         Some(&mut self.buf[self.used + PREFIX..end])
+    }
+
+    /// Space for up to `count` frames of `frame_len` bytes each, laid out
+    /// as they will be queued: the returned slice holds `n` slots of
+    /// [`PREFIX`] + `frame_len` bytes, slot `i` being
+    /// `[i * stride .. (i + 1) * stride]` with its frame at `PREFIX` into
+    /// it. `n` (returned too) is what the queue has room for, at least 1.
+    /// Filled slots are queued with [`Self::commit_run`]; this is for
+    /// producers that fill several frames with one system call.
+    pub fn reserve_run(&mut self, frame_len: usize, count: usize) -> Option<(&mut [u8], usize)> {
+        let stride = PREFIX + frame_len;
+        if frame_len > MAX_FRAME || count == 0 {
+            return None;
+        }
+        let n = (self.limit.saturating_sub(self.used) / stride).min(count);
+        if n == 0 {
+            return None;
+        }
+        let end = self.used + n * stride;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        self.reserved = 0;
+        self.run_reserved = (frame_len, n);
+        Some((&mut self.buf[self.used..end], n))
+    }
+
+    /// Queues the first `full` slots of the last [`Self::reserve_run`]
+    /// (each a frame of exactly its `frame_len` bytes), then, if `last_len`
+    /// is not 0, the next slot holding a frame of `last_len` bytes.
+    pub fn commit_run(&mut self, full: usize, last_len: usize) {
+        let (frame_len, n) = std::mem::take(&mut self.run_reserved);
+        debug_assert!(full + usize::from(last_len > 0) <= n && last_len <= frame_len);
+        let full = full.min(n);
+        let lens = std::iter::repeat(frame_len).take(full);
+        let last = (last_len > 0 && full < n).then_some(last_len.min(frame_len));
+        for len in lens.chain(last) {
+            let start = self.used;
+            self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+            self.frames.push_back((start, len, Offload::default()));
+            self.used += PREFIX + len;
+            self.unseen += 1;
+            self.queued_bytes += len;
+        }
     }
 
     /// Queues the frame written into the last reservation (`len` bytes).
@@ -365,6 +412,31 @@ mod tests {
         q.consume_stream(12);
         assert!(q.is_empty());
         assert_eq!(q.room(), PREFIX + MAX_FRAME - PREFIX);
+    }
+
+    #[test]
+    fn a_run_of_frames_is_queued_as_separate_frames() {
+        const F: usize = 30_000;
+        let mut q = TxQueue::new(0);
+        q.reserve(2).unwrap()[..2].copy_from_slice(&[9, 9]);
+        q.commit(2);
+        // Room for 2 slots of F after the first frame, not the 4 asked.
+        let (run, n) = q.reserve_run(F, 4).unwrap();
+        assert_eq!((run.len(), n), (2 * (PREFIX + F), 2));
+        for (i, slot) in run.chunks_mut(PREFIX + F).enumerate() {
+            slot[PREFIX..].fill(i as u8 + 1);
+        }
+        q.commit_run(1, 3);
+        assert_eq!(q.frames().collect::<Vec<_>>(), vec![&[9u8, 9][..], &[1; F], &[2; 3]]);
+        assert_eq!(q.queued_bytes(), F + 5);
+        assert_eq!(q.stream_bytes()[6..10], (F as u32).to_be_bytes());
+        // Room for one more slot; nothing filled: nothing queued.
+        assert_eq!(q.reserve_run(F, 4).map(|(_, n)| n), Some(1));
+        q.commit_run(0, 0);
+        assert_eq!(q.len(), 3);
+        q.reserve(F).unwrap();
+        q.commit(F);
+        assert!(q.reserve_run(F, 1).is_none());
     }
 
     #[test]

@@ -269,9 +269,14 @@ impl G {
 
     /// Outbound handshake: SYN, wait for SYN-ACK, ACK.
     pub fn connect(h: &mut H, me: &str, peer: &str) -> G {
+        G::connect_with(h, me, peer, G::syn_options())
+    }
+
+    /// [`G::connect`] with these SYN options.
+    pub fn connect_with(h: &mut H, me: &str, peer: &str, opts: Options) -> G {
         let (me, peer) = (sa(me), sa(peer));
         let isn = 0x1000_0000;
-        h.guest(me, peer, isn, 0, passt::wire::tcp::SYN, 65535, G::syn_options(), &[]);
+        h.guest(me, peer, isn, 0, passt::wire::tcp::SYN, 65535, opts, &[]);
         let sa = h.wait_for(2000, |f| f.dst == me && f.src == peer);
         assert_eq!(sa.flags, passt::wire::tcp::SYN | ACK, "{sa:?}");
         assert_eq!(sa.ack, isn + 1);

@@ -42,6 +42,32 @@ pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Most pieces [`peek_into`] fills with one call.
+pub const PEEK_PIECES_MAX: usize = 64;
+
+/// [`peek`] into several pieces of `buf` with one `recvmsg`, filled in
+/// order: piece `i` is `buf[first + i * stride..][..lens[i]]`. Returns the
+/// bytes peeked in all. At most [`PEEK_PIECES_MAX`] pieces are used.
+///
+/// # Panics
+/// If a piece lies outside `buf` (a programming error of the caller).
+pub fn peek_into(fd: BorrowedFd<'_>, buf: &mut [u8], first: usize, stride: usize, lens: &[usize]) -> io::Result<usize> {
+    let lens = &lens[..lens.len().min(PEEK_PIECES_MAX)];
+    let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; PEEK_PIECES_MAX];
+    for (i, &len) in lens.iter().enumerate() {
+        let piece = &mut buf[first + i * stride..][..len];
+        iov[i] = libc::iovec { iov_base: piece.as_mut_ptr().cast(), iov_len: len };
+    }
+    // SAFETY: all-zero msghdr is valid (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = lens.len() as _;
+    // SAFETY: the iovecs describe bounds-checked pieces of `buf`, which we
+    // borrow mutably for the whole call.
+    let n = cvt(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_PEEK | libc::MSG_DONTWAIT) })?;
+    Ok(n as usize)
+}
+
 /// Peeks from the head of the queue, the first `skip.len()` bytes into
 /// `skip` (thrown away by the caller) and the rest into `buf`: the fallback
 /// when `SO_PEEK_OFF` is not available. Returns the bytes that landed in
