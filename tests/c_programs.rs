@@ -303,6 +303,7 @@ const VALID: &[&[&str]] = &[
     &["-t", "8080"], &["-t", "8080:80"], &["-t", "1000-1010,~1005"], &["-t", "all"], &["-t", "none"],
     &["--tcp-ports", "127.0.0.1/2222"], &["-t", "~22"], &["-u", "53"], &["--udp-ports=5000-5010:6000-6010"],
     &["--max-flows", "100"],
+    &["--busy-poll", "0"], &["--busy-poll=10000"], &["--busy-poll", "50"],
     &["-f4"], &["-fdq"], &["-f1s", "/tmp/x.sock"],
     // libvirt's and QEMU's command lines.
     &["--one-off", "--socket", "/tmp/x.sock", "--mac-addr", "52:54:00:12:34:56", "--mtu", "1500",
@@ -364,6 +365,10 @@ const INVALID: &[(&[&str], &[&str])] = &[
     (&["-l", "/nonexistent-passt-dir/x.log"], &["log file", "/nonexistent-passt-dir/x.log"]),
     (&["-P", "/nonexistent-passt-dir/x.pid"], &["pid file", "/nonexistent-passt-dir/x.pid"]),
     (&["--frames"], &["frames"]),
+    (&["--busy-poll", "abc"], &["busy-poll", "abc"]),
+    (&["--busy-poll", "10001"], &["busy-poll", "10001"]),
+    (&["--busy-poll=-1"], &["busy-poll", "-1"]),
+    (&["--busy-poll"], &["'--busy-poll'", "needs a value"]),
     // Combinations, refused by passt_new before anything is opened.
     (&["-4", "-6", "-s", "/nonexistent-passt-dir/s"], &["ipv4-only", "ipv6-only"]),
     (&["--config-net", "-s", "/nonexistent-passt-dir/s"], &["config-net", "netns"]),
@@ -436,6 +441,7 @@ fn help_lists_every_option() {
             "--no-dhcp-search",
             "--freebind",
             "--max-flows",
+            "--busy-poll",
         ] {
             assert!(help.contains(opt), "{flag}: help lacks {opt}");
         }

@@ -1,0 +1,154 @@
+//! The daemon's busy polling (`--busy-poll`), with a real namespace guest:
+//! 1-byte TCP round trips through the daemon's tap, the daemon's sleeps
+//! counted from /proc (voluntary context switches), and its CPU time once
+//! the traffic stops.
+//!
+//! What polling is for: a round trip wakes the daemon twice (the guest's
+//! request, the host's reply); polling for a while after each event
+//! catches most of those without sleeping. What it must not do: keep
+//! polling when nothing comes.
+
+mod common;
+
+use common::lib_dir;
+use common::netns::{wait_until, HostWithRouter, TestNs};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::Duration;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+const ROUND_TRIPS: usize = 3000;
+
+/// passt-standalone, built once into `<lib dir>/c-programs/busy-poll`.
+fn daemon() -> &'static Path {
+    static DAEMON: OnceLock<PathBuf> = OnceLock::new();
+    DAEMON.get_or_init(|| {
+        let lib = lib_dir();
+        let build = lib.join("c-programs/busy-poll");
+        let out = Command::new("make")
+            .arg("-C")
+            .arg(Path::new(MANIFEST_DIR).join("examples-c"))
+            .arg(format!("LIBDIR={}", lib.display()))
+            .arg(format!("BUILDDIR={}", build.display()))
+            .arg(build.join("passt-standalone"))
+            .output()
+            .expect("make runs");
+        assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
+        build.join("passt-standalone")
+    })
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A daemon killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One field of /proc/PID/status as a number.
+fn status_number(pid: u32, name: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = s.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// The daemon serving a fresh guest namespace; an echo server on the host
+/// namespace's loopback. Returns what a run measured: the daemon's sleeps
+/// per round trip, and its CPU ticks over one idle second afterwards.
+fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
+    let net = HostWithRouter::new(tag);
+    let guest = TestNs::new(&format!("{tag}-g"));
+    let listener = net.host.run(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            s.set_nodelay(true).unwrap();
+            thread::spawn(move || {
+                let mut b = [0u8; 1];
+                while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
+            });
+        }
+    });
+    let child = net
+        .host
+        .command(daemon().to_str().unwrap())
+        .args(["-f", "-q", "--netns"])
+        .arg(&guest.path)
+        .args(["--config-net"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let d = Daemon(child);
+    let pid = d.0.id();
+    let target = format!("{}:{port}", HostWithRouter::ROUTER4);
+    assert!(
+        wait_until(Duration::from_secs(20), || guest.run(|| TcpStream::connect(&target)).is_ok()),
+        "the guest never reached the host"
+    );
+    let before = status_number(pid, "voluntary_ctxt_switches");
+    let checked = guest
+        .run(|| {
+            let mut s = TcpStream::connect(&target)?;
+            s.set_nodelay(true)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut b = [0u8; 1];
+            for i in 0..ROUND_TRIPS {
+                s.write_all(&[i as u8])?;
+                s.read_exact(&mut b)?;
+                assert_eq!(b[0], i as u8, "echo of round trip {i}");
+            }
+            Ok(ROUND_TRIPS)
+        })
+        .expect("round trips");
+    assert_eq!(checked, ROUND_TRIPS);
+    let sleeps = (status_number(pid, "voluntary_ctxt_switches") - before) as f64 / ROUND_TRIPS as f64;
+    thread::sleep(Duration::from_millis(300));
+    let t0 = cpu_ticks(pid);
+    thread::sleep(Duration::from_secs(1));
+    let idle = cpu_ticks(pid) - t0;
+    drop(d);
+    (sleeps, idle)
+}
+
+#[test]
+fn polling_saves_sleeps_under_round_trips_and_stops_when_idle() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (sleeps_off, idle_off) = measure("bp-off", &["--busy-poll", "0"]);
+    let (sleeps_on, idle_on) = measure("bp-on", &[]);
+    eprintln!("sleeps per round trip: {sleeps_off:.2} without polling, {sleeps_on:.2} with; idle ticks {idle_off}, {idle_on}");
+    // Without polling every request and every reply is a wake-up.
+    assert!(sleeps_off > 0.5, "without polling: {sleeps_off:.2} sleeps per round trip");
+    // With it, most of them are caught while polling (a loaded machine
+    // delays some past the window, hence the margin).
+    assert!(sleeps_on < sleeps_off * 0.75, "with polling: {sleeps_on:.2} vs {sleeps_off:.2} sleeps per round trip");
+    // Idle: no polling left (100 ticks would be a whole CPU).
+    assert!(idle_on <= 3, "{idle_on} ticks of CPU in an idle second with polling");
+    assert!(idle_off <= 3, "{idle_off} ticks of CPU in an idle second without polling");
+}
