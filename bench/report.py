@@ -26,7 +26,7 @@ for line in open(res_file):
 TAP = ["ours", "pasta", "slirp", "veth"]
 SOCK = ["ours-sock", "passt"]
 NAMES = {"ours": "ours (tap)", "pasta": "pasta", "slirp": "slirp4netns", "veth": "veth",
-         "ours-sock": "ours (socket)", "passt": "passt"}
+         "ours-sock": "ours (socket)", "passt": "passt", "ours-nopoll": "ours (tap, --busy-poll 0)"}
 
 
 def med(path, test):
@@ -103,6 +103,28 @@ for t in tests:
         ratio(med("ours", t), med("veth", t)), cell("ours-sock", t, scale, fmt),
         cell("passt", t, scale, fmt), ratio(med("ours-sock", t), med("passt", t))))
 w("")
+rr_tests = [t for t in tests if t in ("rr", "crr")]
+if rr_tests:
+    w("## Round trips: what busy polling buys and costs")
+    w("")
+    w("The daemon polls for a while after traffic before it sleeps (`--busy-poll`, adaptive, "
+      "default 200 us); `--busy-poll 0` is the same daemon without it. CPU: microseconds of the "
+      "translating process per transaction.")
+    w("")
+    w("| test | ours (tap) | ours (tap, --busy-poll 0) | pasta | no-poll/pasta | CPU us: ours (tap) | "
+      "ours (tap, --busy-poll 0) | pasta | ours (socket) | passt |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+
+    def us_per(path, test):
+        v = cpu_per_gb(path, test)  # seconds per 1e9 transactions
+        return "n/a" if v is None else "{:.1f}".format(v / 1e3)
+    for t in rr_tests:
+        w("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            label(t), cell("ours", t, 1, "{:,.0f}"), cell("ours-nopoll", t, 1, "{:,.0f}"),
+            cell("pasta", t, 1, "{:,.0f}"), ratio(med("ours-nopoll", t), med("pasta", t)),
+            us_per("ours", t), us_per("ours-nopoll", t), us_per("pasta", t), us_per("ours-sock", t),
+            us_per("passt", t)))
+    w("")
 w("## CPU seconds per GB moved (the translating process, all runs of a test)")
 w("")
 w("| test | ours (tap) | pasta | ours/pasta | slirp4netns | ours (socket) | passt | ours/passt |")

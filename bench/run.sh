@@ -66,7 +66,10 @@ if [ $QUICK = 1 ]; then
 else
     DUR=${DUR:-3}; RUNS=${RUNS:-3}; MTUS=${MTUS:-65520 1500}; WINDOWS=${WINDOWS:-none 256K}
 fi
-ALL_PATHS=${PATHS:-ours pasta slirp veth ours-sock passt}
+ALL_PATHS=${PATHS:-ours pasta slirp veth ours-sock passt ours-nopoll}
+# ours-nopoll: our tap mode with the daemon's busy polling off, for the
+# round-trip tests only (what polling buys and what it costs).
+only_rr() { [ "$1" = ours-nopoll ]; }
 TESTS=${TESTS:-tcp udp rr crr frames}
 NICE=${NICE:-5}
 
@@ -136,8 +139,9 @@ setup_path() { # path mtu
     newns "$g"; GNS[$p]=$g
     ip netns exec "$g" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
     case $p in
-    ours)
-        spawn ip netns exec "$H" ${WRAP:-} "$DAEMON" -f -q ${DAEMON_OPTS:-} --netns "/run/netns/$g" --config-net -m "$mtu" 2>"$WORK/$p.log"
+    ours|ours-nopoll)
+        local poll=(); [ $p = ours-nopoll ] && poll=(--busy-poll 0)
+        spawn ip netns exec "$H" ${WRAP:-} "$DAEMON" -f -q ${DAEMON_OPTS:-} "${poll[@]}" --netns "/run/netns/$g" --config-net -m "$mtu" 2>"$WORK/$p.log"
         TPID[$p]=$LAST; TARGET[$p]=192.0.2.1 ;;
     pasta)
         spawn ip netns exec "$H" pasta -f -q --runas 0 --config-net -m "$mtu" -t none -u none -T none -U none --netns "/run/netns/$g" 2>"$WORK/$p.log"
@@ -221,9 +225,12 @@ measure_iperf() {
 }
 
 measure_rr() { # path test(rr|crr) run
-    local p=$1 t=$2 r=$3 v
+    local p=$1 t=$2 r=$3 v c0 c1
+    c0=$(cpu_ticks "${TPID[$p]}")
     v=$(timeout $((DUR + 20)) ip netns exec "${GNS[$p]}" "$RR" "$t" "${TARGET[$p]}" 5300 "$DUR" 2>/dev/null)
-    record "$p" "$t" "$r" "$v" "" "" ""
+    c1=$(cpu_ticks "${TPID[$p]}")
+    # The "bytes" column holds the transactions, for CPU per transaction.
+    [ -n "$v" ] && record "$p" "$t" "$r" "$v" "$((v * DUR))" "$((c1 - c0))" "" || record "$p" "$t" "$r" "" "" "" ""
 }
 
 echo "run.sh: $(date -u +%FT%TZ), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), DUR=$DUR RUNS=$RUNS" >&2
@@ -282,7 +289,7 @@ for mtu in $MTUS; do
             t="tcp-$dir-$mtu-$w"
             echo "run.sh: $(date +%T) $t" >&2
             for r in $(seq "$RUNS"); do
-                for p in $UP; do measure_iperf "$p" "$t" "$r" -C cubic "${wopt[@]}" "${dopt[@]}"; done
+                for p in $UP; do only_rr $p || measure_iperf "$p" "$t" "$r" -C cubic "${wopt[@]}" "${dopt[@]}"; done
             done
         done
     done
@@ -292,7 +299,7 @@ for mtu in $MTUS; do
             dopt=(); [ $dir = down ] && dopt=(-R)
             echo "run.sh: $(date +%T) udp-$dir" >&2
             for r in $(seq "$RUNS"); do
-                for p in $UP; do measure_iperf "$p" "udp-$dir" "$r" -u -b 0 -l 1400 "${dopt[@]}"; done
+                for p in $UP; do only_rr $p || measure_iperf "$p" "udp-$dir" "$r" -u -b 0 -l 1400 "${dopt[@]}"; done
             done
         done
         for t in rr crr; do
