@@ -66,3 +66,48 @@ fn host_bursts_arrive_as_separate_datagrams() {
         }
     }
 }
+
+#[test]
+fn guest_bursts_through_a_route_with_a_smaller_mtu_still_arrive() {
+    // Equal datagrams from the guest leave the host as one segmentation
+    // offload send; through a route whose MTU is below their size the
+    // kernel refuses that (EMSGSIZE) and they must go one by one, each
+    // fragmented by the host's kernel and reassembled by the receiver.
+    let net = HostWithRouter::new("udp-gso-mtu");
+    let guest = TestNs::new("udp-gso-mtu-g");
+    net.veth.ip_a(&["link", "set", "veth0", "mtu", "1280"]);
+    net.veth.ip_b(&["link", "set", "veth1", "mtu", "1280"]);
+    net.veth.addr_b("198.51.100.1/32");
+    net.veth.addr_b("2001:db8:1::1/128");
+    let netns = format!("netns={}", guest.path.display());
+    let _driver = Driver::start_in(&net.host.path, &Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]))
+        .expect("instance starts");
+    for (bind, far) in [("0.0.0.0:0", "198.51.100.1:0"), ("[::]:0", "[2001:db8:1::1]:0")] {
+        let server = net.router.run(move || UdpSocket::bind(far)).unwrap();
+        server.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let to = server.local_addr().unwrap();
+        let c = guest.run(move || UdpSocket::bind(bind)).unwrap();
+        c.connect(to).unwrap();
+        let mut buf = vec![0u8; 65536];
+        // Until the path is up (IPv6 neighbours, DAD): the server hears "hi".
+        let up = (0..60).any(|_| {
+            let _ = c.send(b"hi");
+            server.recv_from(&mut buf).is_ok_and(|(n, _)| n == 2)
+        });
+        assert!(up, "no path to {to}");
+        while server.recv_from(&mut buf).is_ok() {}
+        let burst = 32;
+        for i in 0..burst {
+            c.send(&payload(i, 1400)).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Ok((n, _)) = server.recv_from(&mut buf) {
+            let i = (0..burst).find(|&i| n == 1400 && buf[..n] == payload(i, 1400)[..]);
+            got.push(i.unwrap_or_else(|| panic!("{to}: a datagram of {n} bytes matches none sent")));
+            if got.len() == burst {
+                break;
+            }
+        }
+        assert!(got.len() >= burst * 9 / 10, "{to}: only {} of {burst} datagrams of 1400 bytes arrived", got.len());
+    }
+}

@@ -103,12 +103,31 @@ pub struct Received {
     pub from: Option<SocketAddr>,
 }
 
+/// `UDP_SEGMENT` (linux/udp.h): the segment size of a UDP GSO send.
+const UDP_SEGMENT: libc::c_int = 103;
+/// Most datagrams in one UDP GSO send (`UDP_MAX_SEGMENTS` before Linux 6.2).
+const GSO_MAX_SEGS: usize = 64;
+/// Most payload bytes in one UDP GSO send (an IPv4 datagram's limit is
+/// 65,507; kept below with room for the headers of either family).
+const GSO_MAX_BYTES: usize = 65_000;
+/// `CMSG_SPACE(sizeof(u16))` on 64- and 32-bit Linux: within the u64 array
+/// of each header's control data.
+const GSO_CMSG_SPACE: usize = 24;
+
 /// Reusable header arrays for `recvmmsg`/`sendmmsg`. Grows to the largest
 /// batch used (at most [`MAX_MSGS`]), then allocates no more.
 pub struct Batch {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_storage>,
+    /// Sends: each datagram's destination, and the GSO control data of
+    /// each message (u64s: cmsg alignment).
+    dsts: Vec<Option<SocketAddr>>,
+    ctrls: Vec<[u64; GSO_CMSG_SPACE / 8]>,
+    /// Sends: the messages of the call being built (see [`Batch::send`]).
+    groups: Vec<(usize, usize, usize, usize)>,
+    /// A route refused segmentation offload: no more GSO sends.
+    no_gso: bool,
 }
 
 // SAFETY: the raw pointers inside the headers are written right before a
@@ -124,7 +143,15 @@ impl Default for Batch {
 
 impl Batch {
     pub fn new() -> Batch {
-        Batch { hdrs: Vec::new(), iovs: Vec::new(), addrs: Vec::new() }
+        Batch {
+            hdrs: Vec::new(),
+            iovs: Vec::new(),
+            addrs: Vec::new(),
+            dsts: Vec::new(),
+            ctrls: Vec::new(),
+            groups: Vec::new(),
+            no_gso: false,
+        }
     }
 
     /// Bytes held by the arrays (memory follows use).
@@ -134,7 +161,9 @@ impl Batch {
 
     /// Releases the arrays (an idle instance stays small).
     pub fn shrink(&mut self) {
+        let no_gso = self.no_gso;
         *self = Batch::new();
+        self.no_gso = no_gso;
     }
 
     fn ensure(&mut self, n: usize) {
@@ -146,6 +175,8 @@ impl Batch {
                 self.iovs.push(zeroed());
                 self.addrs.push(zeroed());
             }
+            self.dsts.push(None);
+            self.ctrls.push([0; GSO_CMSG_SPACE / 8]);
         }
     }
 
@@ -204,42 +235,107 @@ impl Batch {
     }
 
     /// `sendmmsg` of the datagrams yielded by `msgs` (at most
-    /// [`MAX_MSGS`] are taken). Returns how many the kernel accepted, from
-    /// the first; an error only when the first one failed.
+    /// [`MAX_MSGS`] are taken). Returns how many datagrams the kernel
+    /// accepted, from the first; an error only when the first failed.
+    ///
+    /// Runs of datagrams to the same destination, of one size (the last
+    /// may be shorter), leave as one message with `UDP_SEGMENT` (UDP GSO,
+    /// Linux 4.18): the kernel makes one buffer of them and goes through
+    /// routing and the device once, then cuts them apart (in software on
+    /// loopback, in hardware on some NICs). Where a route cannot do that
+    /// (`EMSGSIZE`: segments larger than its MTU, which plain sends
+    /// fragment; `EIO`: no checksum offload; `EINVAL`) the same call is
+    /// made again without it, and after `EIO` the batch stops trying.
     pub fn send<'a, I>(&mut self, fd: BorrowedFd<'_>, msgs: I) -> io::Result<usize>
     where
         I: IntoIterator<Item = (&'a [u8], SocketAddr)>,
     {
-        // First the data (the arrays may grow and move while we push),
-        // then the pointers between them.
         let mut n = 0;
         for (buf, dst) in msgs.into_iter().take(MAX_MSGS) {
             self.ensure(n + 1);
-            let raw = net::to_raw(&dst);
-            self.addrs[n] = raw.storage;
-            self.hdrs[n].msg_hdr.msg_namelen = raw.len;
             // The kernel only reads through iov_base on send.
             self.iovs[n] = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+            self.dsts[n] = Some(dst);
             n += 1;
-        }
-        for i in 0..n {
-            let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_iov = &mut self.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
         }
         if n == 0 {
             return Ok(0);
         }
-        // SAFETY: the first n headers point at valid iovecs and addresses in
-        // self, and the iovecs at the caller's buffers, which outlive the
-        // call (their lifetime 'a spans this function).
-        let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), self.hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_NOSIGNAL) };
-        Ok(cvt(r)? as usize)
+        let gso = !self.no_gso;
+        match self.send_stored(fd, n, gso) {
+            Err(e) if gso && self.groups[0].1 > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE)) => {
+                if e.raw_os_error() == Some(libc::EIO) {
+                    log::debug!("UDP: segmentation offload refused ({e}): sending datagrams one by one");
+                    self.no_gso = true;
+                }
+                self.send_stored(fd, n, false)
+            }
+            r => r,
+        }
+    }
+
+    /// Groups the `n` stored datagrams into messages (see [`Self::send`];
+    /// one each without `gso`) and sends them.
+    fn send_stored(&mut self, fd: BorrowedFd<'_>, n: usize, gso: bool) -> io::Result<usize> {
+        // Groups: (first datagram, count, segment size, bytes), then the
+        // headers pointing into the arrays (which no longer move).
+        self.groups.clear();
+        for i in 0..n {
+            let len = self.iovs[i].iov_len;
+            if let Some(g) = self.groups.last_mut() {
+                let (first, count, seg, bytes) = *g;
+                let last = &self.iovs[first + count - 1];
+                let joins = gso
+                    && self.dsts[first] == self.dsts[i]
+                    && seg > 0
+                    && len > 0
+                    && len <= seg
+                    && last.iov_len == seg // a shorter one ends a group
+                    && count < GSO_MAX_SEGS
+                    && bytes + len <= GSO_MAX_BYTES;
+                if joins {
+                    *g = (first, count + 1, seg, bytes + len);
+                    continue;
+                }
+            }
+            self.groups.push((i, 1, len, len));
+        }
+        let m = self.groups.len();
+        for (k, &(first, count, seg, _)) in self.groups.iter().enumerate() {
+            let raw = net::to_raw(&self.dsts[first].expect("stored with each datagram"));
+            self.addrs[k] = raw.storage;
+            let h = &mut self.hdrs[k];
+            h.msg_hdr.msg_name = (&mut self.addrs[k] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = raw.len;
+            h.msg_hdr.msg_iov = &mut self.iovs[first];
+            h.msg_hdr.msg_iovlen = count as _;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+            if count > 1 {
+                let c = &mut self.ctrls[k];
+                // SAFETY: `c` is aligned for cmsghdr and large enough for
+                // one cmsg with a u16 (GSO_CMSG_SPACE), and the msghdr's
+                // control pointer and length describe exactly it.
+                unsafe {
+                    h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                    h.msg_hdr.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as u32) as _;
+                    let cm = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                    (*cm).cmsg_level = libc::SOL_UDP;
+                    (*cm).cmsg_type = UDP_SEGMENT;
+                    (*cm).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<u16>(), seg as u16);
+                }
+            } else {
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+            }
+        }
+        // SAFETY: the first m headers point at valid iovecs, addresses and
+        // control data in self, and the iovecs at the caller's buffers,
+        // which outlive the call.
+        let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), self.hdrs.as_mut_ptr(), m as libc::c_uint, libc::MSG_NOSIGNAL) };
+        let sent = cvt(r)? as usize;
+        Ok(self.groups[..sent.min(m)].iter().map(|g| g.1).sum())
     }
 }
 
@@ -365,6 +461,44 @@ mod tests {
         assert_eq!(b.received(2), Received { len: 8, truncated: true, from: Some(from) });
         assert_eq!(&rest[8..16], &[3; 8]);
         assert!(b.recv(rx.as_fd(), &mut first, &mut rest, 8, 16).unwrap_err().kind() == io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn runs_of_equal_datagrams_leave_as_one_gso_send_and_arrive_apart() {
+        for (v6, local) in [(false, "127.0.0.1:0"), (true, "[::1]:0")] {
+            let rx = UdpSocket::bind(local).unwrap();
+            let rx2 = UdpSocket::bind(local).unwrap();
+            let (to, to2) = (rx.local_addr().unwrap(), rx2.local_addr().unwrap());
+            let tx = socket(v6).unwrap();
+            // 100 of 1000 bytes, one of 500 (ends a run), 3 of 1000, one to
+            // another socket, 2 more of 1000, an empty one.
+            let mut msgs: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+            for i in 0..100u32 {
+                msgs.push(((0..1000u32).map(|j| (i * 7 + j) as u8).collect(), to));
+            }
+            msgs.push((vec![0xee; 500], to));
+            for i in 0..3u8 {
+                msgs.push((vec![i; 1000], to));
+            }
+            msgs.push((vec![0xaa; 1000], to2));
+            msgs.push((vec![5; 1000], to));
+            msgs.push((vec![6; 1000], to));
+            msgs.push((Vec::new(), to));
+            let mut b = Batch::new();
+            let sent = b.send(tx.as_fd(), msgs.iter().map(|(p, d)| (&p[..], *d))).unwrap();
+            assert_eq!(sent, msgs.len());
+            // 64 + 37 (the 500 ends it), 3, 1 (other socket), 2, 1 (empty).
+            let sizes: Vec<usize> = b.groups.iter().map(|g| g.1).collect();
+            assert_eq!(sizes, vec![64, 37, 3, 1, 2, 1], "grouping");
+            rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 2000];
+            for (p, d) in msgs.iter().filter(|(_, d)| *d == to) {
+                let (n, _) = rx.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], &p[..], "datagram to {d} (v6 {v6})");
+            }
+            let (n, _) = rx2.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[0xaa; 1000][..]);
+        }
     }
 
     #[test]

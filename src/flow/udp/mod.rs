@@ -41,7 +41,9 @@
 //! # Batching and copies
 //! Guest datagrams are queued in `handle_guest` (copied: the guest's frame
 //! is not ours after the call) and sent in `flush` with one `sendmmsg` per
-//! run of datagrams to the same socket (at most 1024 a call). Datagrams of
+//! run of datagrams to the same socket (at most 1024 a call), where runs of
+//! equal-sized ones to one destination travel as one UDP GSO message (see
+//! `sys::udp::Batch::send`). Datagrams of
 //! [`DIRECT_MIN`] bytes or more skip the queue (after flushing it, to keep
 //! the order) and go straight from the guest's frame, one copy less.
 //! Host sockets are read with `recvmmsg`: the first datagram lands in
@@ -69,7 +71,8 @@
 //! Left out: multicast and broadcast (dropped), IP options, the guest's
 //! TTL/hop limit (not propagated, so traceroute sees only the hops past
 //! the host), fragments (the engine refuses them), link-local peers other
-//! than our own address (no scope to send with), UDP-Lite, GSO/GRO.
+//! than our own address (no scope to send with), UDP-Lite, GRO on host
+//! sockets.
 
 mod forward;
 mod icmp;
