@@ -115,7 +115,7 @@ static const int plain_allowed[] = {
 #ifdef __NR_epoll_wait
 	__NR_epoll_wait,
 #endif
-	__NR_epoll_pwait, __NR_epoll_ctl, __NR_ppoll,
+	__NR_epoll_pwait, __NR_epoll_ctl, __NR_ppoll, __NR_sched_yield,
 	__NR_clock_gettime, __NR_gettimeofday, __NR_restart_syscall,
 	/* memory */
 	__NR_brk, __NR_mmap, __NR_munmap, __NR_mremap, __NR_madvise,

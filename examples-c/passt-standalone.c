@@ -53,6 +53,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -637,14 +638,17 @@ static uint64_t monotonic_ns(void)
  * nothing); longer than the window but within the maximum, it doubles
  * (from BUSY_POLL_MIN_NS): polling that long would have caught the event.
  * Idle or sparse traffic thus ends up with no polling; a chatty peer gets
- * it. */
+ * it. Nor do we poll after a long spell of work (half the maximum or more:
+ * a bulk transfer's batch): there the queues absorb the wake-up, and the
+ * CPU is better left to the guest and the peers. */
 #define BUSY_POLL_DEFAULT_US 200
 #define BUSY_POLL_MAX_US 10000
 #define BUSY_POLL_MIN_NS 10000u
 
 struct busy_poll {
-	uint64_t max_ns;    /* 0: off */
-	uint64_t window_ns; /* the current window, up to max_ns */
+	uint64_t max_ns;       /* 0: off */
+	uint64_t window_ns;    /* the current window, up to max_ns */
+	uint64_t last_work_ns; /* how long the last passt_process() took */
 };
 
 static uint64_t parse_busy_poll(const char *arg)
@@ -696,13 +700,17 @@ static int wait_for_events(struct busy_poll *b, struct pollfd *pfd, const struct
 
 	if (timeout)
 		limit = start + timespec_ns(timeout);
-	if (b->window_ns && limit > start) {
+	if (b->window_ns && limit > start && b->last_work_ns < b->max_ns / 2) {
 		uint64_t until = start + b->window_ns;
 
 		do {
 			rc = ppoll(pfd, 1, &zero, waitmask);
 			if (rc != 0 || stop_signal)
 				return rc;
+			/* Polling must not take the CPU from a task that could
+			 * use it (a busy guest or peer on a loaded machine):
+			 * free unless one is waiting for this CPU. */
+			sched_yield();
 			now = monotonic_ns();
 		} while (now < until && now < limit);
 		if (timeout) {
@@ -727,7 +735,10 @@ static int run(struct passt *p, const sigset_t *waitmask, uint64_t busy_poll_ns)
 
 	for (;;) {
 		struct timespec timeout, *timeout_p = NULL;
-		int next = passt_process(p, monotonic_ns());
+		uint64_t start = monotonic_ns();
+		int next = passt_process(p, start);
+
+		busy.last_work_ns = monotonic_ns() - start;
 
 		if (next == -PASST_ERROR_GUEST_GONE) {
 			say(LEVEL_INFO, "guest disconnected, exiting (--one-off)");
