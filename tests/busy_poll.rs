@@ -10,36 +10,22 @@
 
 mod common;
 
-use common::lib_dir;
+use common::build_standalone;
 use common::netns::{wait_until, HostWithRouter, TestNs};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 const ROUND_TRIPS: usize = 3000;
 
-/// passt-standalone, built once into `<lib dir>/c-programs/busy-poll`.
+/// passt-standalone, built once for this binary.
 fn daemon() -> &'static Path {
     static DAEMON: OnceLock<PathBuf> = OnceLock::new();
-    DAEMON.get_or_init(|| {
-        let lib = lib_dir();
-        let build = lib.join("c-programs/busy-poll");
-        let out = Command::new("make")
-            .arg("-C")
-            .arg(Path::new(MANIFEST_DIR).join("examples-c"))
-            .arg(format!("LIBDIR={}", lib.display()))
-            .arg(format!("BUILDDIR={}", build.display()))
-            .arg(build.join("passt-standalone"))
-            .output()
-            .expect("make runs");
-        assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
-        build.join("passt-standalone")
-    })
+    DAEMON.get_or_init(|| build_standalone("busy-poll"))
 }
 
 fn is_root() -> bool {

@@ -32,7 +32,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
-use common::lib_dir;
+use common::build_standalone;
 use common::tempdir::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -48,23 +48,10 @@ const SIGSYS: i32 = 31;
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
 
-/// passt-standalone, built once into `<lib dir>/c-programs/confinement`.
+/// passt-standalone, built once for this binary.
 fn daemon() -> &'static Path {
     static DAEMON: OnceLock<PathBuf> = OnceLock::new();
-    DAEMON.get_or_init(|| {
-        let lib = lib_dir();
-        let build = lib.join("c-programs/confinement");
-        let out = Command::new("make")
-            .arg("-C")
-            .arg(Path::new(MANIFEST_DIR).join("examples-c"))
-            .arg(format!("LIBDIR={}", lib.display()))
-            .arg(format!("BUILDDIR={}", build.display()))
-            .arg(build.join("passt-standalone"))
-            .output()
-            .expect("make runs");
-        assert!(out.status.success(), "make: {}{}", text(&out.stdout), text(&out.stderr));
-        build.join("passt-standalone")
-    })
+    DAEMON.get_or_init(|| build_standalone("confinement"))
 }
 
 fn text(b: &[u8]) -> String {

@@ -437,20 +437,7 @@ fn stalled_guest() {
 #[test]
 fn the_daemon_out_of_fds_under_prlimit() {
     let _serial = serial();
-    let lib = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    if !lib.join("libpasst.so").exists() {
-        panic!("no libpasst.so in {}: run cargo build --release", lib.display());
-    }
-    let build = lib.join("c-programs-hostile");
-    let out = std::process::Command::new("make")
-        .arg("-C")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples-c"))
-        .arg(format!("LIBDIR={}", lib.display()))
-        .arg(format!("BUILDDIR={}", build.display()))
-        .arg("all")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
+    let daemon = common::build_standalone("hostile");
     let ns = TestNs::new("daemon");
     // World-writable, in case the daemon drops to another user.
     let dir = TempDir::new("daemon");
@@ -462,9 +449,9 @@ fn the_daemon_out_of_fds_under_prlimit() {
     let mut child = common::netns::ChildGuard(
         ns.command("prlimit")
             .arg("--nofile=40:1024")
-            .arg(build.join("passt-standalone"))
+            .arg(&daemon)
             .args(["-f", "--runas", "0:0", "-s", path.to_str().unwrap(), "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2", "-4"])
-            .env("LD_LIBRARY_PATH", &lib)
+            .env("LD_LIBRARY_PATH", common::lib_dir())
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
