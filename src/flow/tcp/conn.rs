@@ -886,13 +886,7 @@ impl Conn {
                     let flen = tx::finish_ip_with(buf, ctx.net.l2(), src, dst, PROTO_TCP, hl + n, offload);
                     let gso_size = if n as u32 > self.mss { self.mss as u16 } else { 0 };
                     ctx.tx.commit_with(flen, tx::Offload { csum_partial: offload, gso_size });
-                    self.ack_owed = false;
-                    self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
-                    self.snd_max = seq_max(self.snd_max, self.snd_nxt);
-                    self.last_activity = ctx.now;
-                    if self.rto_at.is_none() {
-                        self.rto_at = Some(ctx.now + rto(self.retries));
-                    }
+                    self.data_queued(ctx.now, n);
                     if n < len {
                         // The queue is drained for now; the next data
                         // arrival is a new edge.
@@ -979,19 +973,25 @@ impl Conn {
             done += len;
         }
         ctx.tx.commit_run(full, last_len);
-        self.ack_owed = false;
-        self.snd_nxt = self.snd_nxt.wrapping_add(got as u32);
-        self.snd_max = seq_max(self.snd_max, self.snd_nxt);
-        self.last_activity = ctx.now;
-        if self.rto_at.is_none() {
-            self.rto_at = Some(ctx.now + rto(self.retries));
-        }
+        self.data_queued(ctx.now, got);
         if got < asked {
             // Drained for now: the next arrival is a new edge.
             self.host_drained = true;
             return Some(Verdict::Keep);
         }
         None
+    }
+
+    /// `n` bytes of host data went into frames for the guest: they carry
+    /// our ACK, and the retransmission timer runs.
+    fn data_queued(&mut self, now: Instant, n: usize) {
+        self.ack_owed = false;
+        self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
+        self.snd_max = seq_max(self.snd_max, self.snd_nxt);
+        self.last_activity = now;
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + rto(self.retries));
+        }
     }
 
     fn send_fin(&mut self, ctx: &mut FlowCtx) -> Verdict {
