@@ -25,13 +25,14 @@
 mod common;
 
 use common::tempdir::TempDir;
+use common::{run_limited, wait_output};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread;
@@ -100,36 +101,9 @@ fn programs() -> &'static Programs {
 }
 
 
-/// Waits for `child` at most `limit`; kills it and panics when it hangs.
-fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
-    let start = Instant::now();
-    loop {
-        match child.try_wait().expect("try_wait") {
-            Some(_) => return child.wait_with_output().expect("collect output"),
-            None if start.elapsed() > limit => {
-                let _ = child.kill();
-                let out = child.wait_with_output().expect("collect output");
-                panic!(
-                    "{what}: still running after {limit:?}\nstdout: {}\nstderr: {}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            None => thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
 /// Runs a command to completion (stdin from /dev/null), with a time limit.
 fn run(cmd: &mut Command) -> Output {
-    let what = format!("{cmd:?}");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    wait_output(child, RUN_TIMEOUT, &what)
+    run_limited(cmd, RUN_TIMEOUT)
 }
 
 fn text(bytes: &[u8]) -> String {

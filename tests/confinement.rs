@@ -32,7 +32,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
-use common::build_standalone;
+use common::{build_standalone, run_limited, wait_output};
 use common::tempdir::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -100,28 +100,8 @@ impl Daemon {
     }
 }
 
-/// Waits for `child` at most RUN_TIMEOUT; kills it and panics when it hangs.
-fn wait_output(mut child: Child, what: &str) -> Output {
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            panic!("{what}: still running after {RUN_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
 fn run(cmd: &mut Command) -> Output {
-    let what = format!("{cmd:?}");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    wait_output(child, &what)
+    run_limited(cmd, RUN_TIMEOUT)
 }
 
 /// One line of /proc/PID/status, without its name ("" if absent).
@@ -613,6 +593,7 @@ fn dhcp_ping_tcp_udp_through_the_confined_daemon_in_a_namespace() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
+        RUN_TIMEOUT,
         "guest client",
     );
     let got = text(&out.stdout);

@@ -23,7 +23,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
-use common::lib_dir;
+use common::{lib_dir, run_limited};
 use common::tempdir::TempDir;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -60,23 +60,7 @@ fn text(b: &[u8]) -> String {
 
 /// Runs `cmd` to completion within LIMIT (killed and a panic otherwise).
 fn run(cmd: &mut Command) -> Output {
-    let what = format!("{cmd:?}");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let mut guard = Guard(child);
-    let start = Instant::now();
-    while guard.0.try_wait().expect("try_wait").is_none() {
-        assert!(start.elapsed() < LIMIT, "{what}: still running after {LIMIT:?}");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let mut out = Output { status: guard.0.wait().expect("wait"), stdout: Vec::new(), stderr: Vec::new() };
-    guard.0.stdout.take().expect("piped").read_to_end(&mut out.stdout).expect("read stdout");
-    guard.0.stderr.take().expect("piped").read_to_end(&mut out.stderr).expect("read stderr");
-    out
+    run_limited(cmd, LIMIT)
 }
 
 fn run_ok(cmd: &mut Command) -> String {

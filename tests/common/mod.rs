@@ -35,3 +35,38 @@ pub fn build_standalone(subdir: &str) -> std::path::PathBuf {
     );
     build.join("passt-standalone")
 }
+
+/// Waits for `child` at most `limit`; kills it and panics (with what it
+/// printed) when it hangs.
+pub fn wait_output(mut child: std::process::Child, limit: std::time::Duration, what: &str) -> std::process::Output {
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => return child.wait_with_output().expect("collect output"),
+            None if start.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collect output");
+                panic!(
+                    "{what}: still running after {limit:?}\nstdout: {}\nstderr: {}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Runs `cmd` to completion (stdin from /dev/null, output collected)
+/// within `limit`: [`wait_output`].
+pub fn run_limited(cmd: &mut std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let what = format!("{cmd:?}");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    wait_output(child, limit, &what)
+}
