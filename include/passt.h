@@ -379,9 +379,13 @@ void passt_free(struct passt *p);
 int passt_fd(const struct passt *p);
 
 /**
- * Does all work that is ready without blocking: drains guest frames and
- * host sockets in batches, runs timers due at `now_ns` (CLOCK_MONOTONIC in
- * nanoseconds, read once by the caller per wake-up).
+ * Does one bounded round of the work that is ready, without blocking:
+ * guest frames and host sockets up to a batch each, then timers due at
+ * `now_ns` (CLOCK_MONOTONIC in nanoseconds, read once by the caller per
+ * wake-up). Work still pending keeps `passt_fd()` readable, so a loop
+ * that polls it calls again at once; such a loop may yield the CPU in
+ * between (`sched_yield()`), which lets the readers of what was just
+ * delivered keep up.
  * Returns the milliseconds until it must be called again at the latest
  * (a soft deadline: early calls are harmless), -1 for no deadline (wait
  * for `passt_fd()` only), or below -1 a negated `passt_error` when the

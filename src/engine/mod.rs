@@ -10,9 +10,17 @@
 //! guest cannot take). When the queue drains, the host set goes back and
 //! flows are told to resume.
 //!
-//! `process(now)` drains ready events in rounds (bounded, so one call
-//! never runs away), runs due timers, flushes the queue and returns the
-//! time to the next deadline. It never blocks and reads no clock.
+//! `process(now)` handles one round of ready events (one `epoll_wait`,
+//! each source read up to a batch), runs due timers, flushes the queue and
+//! returns the time to the next deadline. It never blocks and reads no
+//! clock. One round, not "until nothing is ready": the work per call stays
+//! small and bounded, so a flood cannot hold the host's thread, and a host
+//! loop that yields between calls lets the consumers of what we just
+//! delivered (an application's socket, the guest) run before we deliver
+//! more; what is still ready keeps `passt_fd` readable for the next call.
+//! (Under a UDP flood, returning after every round rather than after 16
+//! moved the received rate from ~1.4 to ~2 Gbit/s here: fewer datagrams
+//! forwarded only to be dropped at a starved receiver.)
 //!
 //! The in-process attachment (`frames`) has no fd to wait on for
 //! writability: when the host's callback takes fewer frames than offered,
@@ -56,8 +64,6 @@ use dispatch::Services;
 pub use event::Event;
 use event::Events;
 
-/// Most event rounds per `process` call before returning to the host.
-const MAX_ROUNDS: usize = 16;
 /// Events fetched per `epoll_wait`.
 const EVENT_BATCH: usize = 256;
 /// Upper bound of the queue of frames to the guest.
@@ -457,36 +463,30 @@ impl Instance {
             panic!("debug_inject_panic: the panic a test asked for");
         }
         self.core.now = now;
-        for _ in 0..MAX_ROUNDS {
-            let n = self.main.wait(&mut self.events, 0).map_err(|e| RunError::System(sys_err("epoll_wait", e)))?;
-            if n == 0 {
-                break;
-            }
-            for i in 0..n {
-                let ev = self.events[i];
-                let (data, bits) = (ev.u64, ev.events);
-                match Token::from_u64(data).map(|t| t.kind) {
-                    Some(Kind::BackendListen) => self.accept_guest(),
-                    Some(Kind::Backend) => {
-                        if bits & epoll::OUT != 0 {
-                            self.flush_guest();
-                        }
-                        if bits & (epoll::IN | epoll::HUP | epoll::ERR | epoll::RDHUP) != 0 {
-                            self.read_guest();
-                        }
-                    }
-                    Some(Kind::HostSet) => self.host_events(),
-                    Some(Kind::Wake) => {
-                        self.wake.fd.clear();
+        let n = self.main.wait(&mut self.events, 0).map_err(|e| RunError::System(sys_err("epoll_wait", e)))?;
+        for i in 0..n {
+            let ev = self.events[i];
+            let (data, bits) = (ev.u64, ev.events);
+            match Token::from_u64(data).map(|t| t.kind) {
+                Some(Kind::BackendListen) => self.accept_guest(),
+                Some(Kind::Backend) => {
+                    if bits & epoll::OUT != 0 {
                         self.flush_guest();
                     }
-                    _ => {}
+                    if bits & (epoll::IN | epoll::HUP | epoll::ERR | epoll::RDHUP) != 0 {
+                        self.read_guest();
+                    }
                 }
-                if self.gone {
-                    return Err(RunError::GuestGone);
+                Some(Kind::HostSet) => self.host_events(),
+                Some(Kind::Wake) => {
+                    self.wake.fd.clear();
+                    self.flush_guest();
                 }
+                _ => {}
             }
-            self.flush_guest();
+            if self.gone {
+                return Err(RunError::GuestGone);
+            }
         }
         self.run_timers();
         self.flush_guest();
