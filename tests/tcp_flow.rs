@@ -286,6 +286,69 @@ fn retransmit_on_timeout_with_backoff_then_give_up() {
 }
 
 #[test]
+fn retransmit_timeout_follows_measured_round_trips() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let mut g = G::connect(&mut h, &format!("{GUEST4}:40031"), &peer);
+    let mut s = accept(&l);
+    // A few exchanges answered within 2 ms: the timeout drops to its
+    // 200 ms floor (it was the initial 1 s before any measurement).
+    for i in 0..4u8 {
+        s.write_all(&[i; 100]).unwrap();
+        let f = h.wait_for(2000, |f| !f.payload.is_empty());
+        assert_eq!(f.seq, g.ack);
+        h.advance(Duration::from_millis(2));
+        g.ack = g.ack.wrapping_add(f.payload.len() as u32);
+        g.ack_now(&mut h);
+    }
+    s.write_all(b"lost").unwrap();
+    let lost = h.wait_for(2000, |f| !f.payload.is_empty());
+    h.advance(Duration::from_millis(150));
+    assert!(h.take().iter().all(|f| f.payload.is_empty()), "resent before 200 ms");
+    h.advance(Duration::from_millis(100));
+    let again: Vec<Out> = h.take().into_iter().filter(|f| !f.payload.is_empty()).collect();
+    assert_eq!(again.len(), 1, "resent once after 250 ms, not after the initial 1 s");
+    assert_eq!((again[0].seq, &again[0].payload), (lost.seq, &lost.payload));
+    // Backoff doubles from there: 400 ms to the next.
+    h.advance(Duration::from_millis(300));
+    assert!(h.take().iter().all(|f| f.payload.is_empty()));
+    h.advance(Duration::from_millis(150));
+    assert_eq!(h.take().iter().filter(|f| !f.payload.is_empty()).count(), 1);
+    // Acknowledged at last: the data arrived once, the connection lives on.
+    g.ack = g.ack.wrapping_add(4);
+    g.ack_now(&mut h);
+    s.write_all(b"more").unwrap();
+    let next = h.wait_for(2000, |f| !f.payload.is_empty());
+    assert_eq!((next.seq, &next.payload[..]), (g.ack, &b"more"[..]));
+}
+
+#[test]
+fn a_stalled_guest_is_given_two_minutes_even_with_a_short_timeout() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let mut g = G::connect(&mut h, &format!("{GUEST4}:40032"), &peer);
+    let mut s = accept(&l);
+    s.write_all(b"measured").unwrap();
+    let f = h.wait_for(2000, |f| !f.payload.is_empty());
+    h.advance(Duration::from_millis(1));
+    g.ack = g.ack.wrapping_add(f.payload.len() as u32);
+    g.ack_now(&mut h);
+    // Then the guest stops answering (paused): 0.2 + 0.4 + ... s.
+    s.write_all(b"unanswered").unwrap();
+    h.wait_for(2000, |f| !f.payload.is_empty());
+    for _ in 0..10 {
+        h.advance(Duration::from_secs(10)); // 100 s
+    }
+    assert!(!h.take().iter().any(|f| f.has(RST)), "reset within 100 s");
+    assert_eq!(h.tcp.len(), 1);
+    for _ in 0..4 {
+        h.advance(Duration::from_secs(61));
+    }
+    assert!(h.take().iter().any(|f| f.has(RST)), "never reset");
+    assert_eq!(h.tcp.len(), 0);
+}
+
+#[test]
 fn fin_from_guest_then_host_data_then_host_fin() {
     let (l, peer) = server4();
     let mut h = H::new();

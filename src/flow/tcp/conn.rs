@@ -4,7 +4,8 @@
 //! Everything here works on one [`Conn`] and the frame queue; what happens
 //! to the table entry afterwards is said by the returned [`Verdict`].
 
-use super::{Verdict, FIN_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_RETRIES, OUR_WINDOW_SCALE, RTO_INITIAL, RTO_MAX};
+use super::rtt::Rtt;
+use super::{Verdict, FIN_TIMEOUT, GIVE_UP_STALLED, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_RETRIES, OUR_WINDOW_SCALE};
 use crate::flow::FlowCtx;
 use crate::sys::{self, epoll, tcp as stcp};
 use crate::time::Instant;
@@ -14,7 +15,6 @@ use crate::wire::tcp::{self as wtcp, seq_le, seq_lt, seq_max, Header, Options, S
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
 
 /// Bytes of data sent but not acknowledged we allow without `SO_PEEK_OFF`
 /// (each peek re-reads them into a scratch buffer of this size).
@@ -130,6 +130,10 @@ pub(super) struct Conn {
     rto_at: Option<Instant>,
     /// Consecutive expiries without progress (backoff exponent).
     retries: u8,
+    /// When the first of those expired.
+    stalled_since: Instant,
+    /// Round trips to the guest, for the retransmission timeout.
+    rtt: Rtt,
     /// The earliest instant this connection has in the timer heap.
     pub queued: Option<Instant>,
 
@@ -146,11 +150,6 @@ pub(super) struct Conn {
     /// The guest acknowledged data or opened its window since the last
     /// flush: consume, and send more.
     send_more: bool,
-}
-
-/// The retransmission timeout after `retries` expiries.
-fn rto(retries: u8) -> Duration {
-    RTO_INITIAL.saturating_mul(1u32 << retries.min(16)).min(RTO_MAX)
 }
 
 /// The largest segment payload for this IP version and MTU (RFC 9293
@@ -216,6 +215,8 @@ impl Conn {
             host_drained: false,
             rto_at: None,
             retries: 0,
+            stalled_since: now,
+            rtt: Rtt::default(),
             queued: None,
             dirty: false,
             blocked: false,
@@ -460,7 +461,7 @@ impl Conn {
         self.snd_max = self.snd_nxt;
         self.retries = 0;
         self.send_syn_ack(ctx);
-        self.rto_at = Some(ctx.now + rto(0));
+        self.rto_at = Some(ctx.now + self.rtt.rto(0));
         Verdict::Keep
     }
 
@@ -484,7 +485,7 @@ impl Conn {
         if !emit_ctl(ctx, self.peer, self.guest, self.isn, 0, SYN, window, &opts) {
             ctx.stats.drop(crate::stats::Drop::TxFull);
         }
-        self.rto_at = Some(ctx.now + rto(self.retries));
+        self.rto_at = Some(ctx.now + self.rtt.rto(self.retries));
     }
 
     fn establish(&mut self, now: Instant) {
@@ -596,6 +597,7 @@ impl Conn {
         let wnd = u32::from(seg.window()) << self.guest_ws;
         if seq_lt(self.snd_una, ack) {
             self.snd_una = ack;
+            self.rtt.acked(ack, ctx.now);
             if seq_lt(self.snd_nxt, ack) {
                 // After a rewind, the guest had more than we resent so far.
                 self.snd_nxt = ack;
@@ -605,7 +607,7 @@ impl Conn {
             }
             self.dup_acks = 0;
             self.retries = 0;
-            self.rto_at = (self.snd_nxt != self.snd_una).then(|| ctx.now + rto(0));
+            self.rto_at = (self.snd_nxt != self.snd_una).then(|| ctx.now + self.rtt.rto(0));
             self.send_more = true;
         } else if ack == self.snd_una
             && seg.payload().is_empty()
@@ -780,6 +782,7 @@ impl Conn {
     /// retransmit): the kernel's queue still holds it.
     fn do_rewind(&mut self) -> io::Result<()> {
         self.consume_acked()?;
+        self.rtt.retransmitted();
         self.snd_nxt = self.snd_una;
         self.host_drained = false;
         if !self.fin_acked() {
@@ -819,7 +822,7 @@ impl Conn {
             let room = if seq_lt(self.snd_nxt, wnd_end) { wnd_end.wrapping_sub(self.snd_nxt) } else { 0 };
             if room == 0 {
                 if self.guest_wnd == 0 && self.rto_at.is_none() {
-                    self.rto_at = Some(ctx.now + rto(self.retries)); // persist
+                    self.rto_at = Some(ctx.now + self.rtt.rto(self.retries)); // persist
                 }
                 return Verdict::Keep;
             }
@@ -986,11 +989,15 @@ impl Conn {
     /// our ACK, and the retransmission timer runs.
     fn data_queued(&mut self, now: Instant, n: usize) {
         self.ack_owed = false;
+        let new_data = self.snd_nxt == self.snd_max;
         self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
         self.snd_max = seq_max(self.snd_max, self.snd_nxt);
+        if new_data {
+            self.rtt.sent(self.snd_nxt, now);
+        }
         self.last_activity = now;
         if self.rto_at.is_none() {
-            self.rto_at = Some(now + rto(self.retries));
+            self.rto_at = Some(now + self.rtt.rto(self.retries));
         }
     }
 
@@ -1005,7 +1012,7 @@ impl Conn {
         self.snd_nxt = self.snd_nxt.wrapping_add(1);
         self.snd_max = seq_max(self.snd_max, self.snd_nxt);
         if self.rto_at.is_none() {
-            self.rto_at = Some(ctx.now + rto(self.retries));
+            self.rto_at = Some(ctx.now + self.rtt.rto(self.retries));
         }
         Verdict::Keep
     }
@@ -1133,7 +1140,7 @@ impl Conn {
             State::SynAckSent => {
                 self.retries = self.retries.saturating_add(1);
                 self.send_syn_ack(ctx);
-                self.rto_at = Some(now + rto(self.retries));
+                self.rto_at = Some(now + self.rtt.rto(self.retries));
                 Verdict::Keep
             }
             State::SynSent => {
@@ -1149,9 +1156,15 @@ impl Conn {
         let now = ctx.now;
         let outstanding = self.snd_nxt != self.snd_una;
         if outstanding {
+            if self.retries == 0 {
+                self.stalled_since = now;
+            }
             self.retries = self.retries.saturating_add(1);
-            if self.retries > MAX_RETRIES {
-                log::debug!("TCP {} <- {}: no ACK after {MAX_RETRIES} retransmissions", self.guest, self.peer);
+            // Both a number of tries and a time: with a short measured
+            // timeout, seven doublings alone would give up on a guest
+            // paused for under a minute.
+            if self.retries > MAX_RETRIES && now.since(self.stalled_since) >= GIVE_UP_STALLED {
+                log::debug!("TCP {} <- {}: no ACK after {} retransmissions", self.guest, self.peer, self.retries - 1);
                 return Verdict::Abort;
             }
             log::trace!("TCP {} <- {}: retransmission timeout, from {}", self.guest, self.peer, self.snd_una);
@@ -1163,7 +1176,7 @@ impl Conn {
             if v != Verdict::Keep {
                 return v;
             }
-            self.rto_at = Some(now + rto(self.retries));
+            self.rto_at = Some(now + self.rtt.rto(self.retries));
         } else if self.guest_wnd == 0 {
             // Zero-window probe: an old sequence number makes the guest
             // answer with its current window.
@@ -1172,7 +1185,7 @@ impl Conn {
             if !self.send_flags(ctx, self.snd_nxt.wrapping_sub(1), ACK, window, &Options::default()) {
                 self.blocked = true;
             }
-            self.rto_at = Some(now + rto(self.retries));
+            self.rto_at = Some(now + self.rtt.rto(self.retries));
         }
         Verdict::Keep
     }

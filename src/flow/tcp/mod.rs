@@ -52,15 +52,17 @@
 //! | `Connecting`  | guest SYN, flow slot free: `connect()`    | `SynAckSent` on EPOLLOUT (SYN-ACK to guest); gone + RST on error or after 10 s |
 //! | `SynAckSent`  | outbound connect finished                 | `Established` on the guest's ACK of our SYN; SYN-ACK resent 1, 2, 4 s...; gone + RST after 10 s |
 //! | `SynSent`     | `accept()` on a forwarded port: SYN sent  | `Established` on the guest's SYN-ACK (we ACK); gone on guest RST (host peer sees a reset) or after 10 s |
-//! | `Established` | handshake done                            | gone: closed when both FINs are acknowledged; reset on RST either way, on 7 unanswered retransmissions, or on inactivity |
+//! | `Established` | handshake done                            | gone: closed when both FINs are acknowledged; reset on RST either way, on 7 unanswered retransmissions over 2 minutes or more, or on inactivity |
 //!
 //! Within `Established`, each direction closes on its own (half-close):
 //! the guest's FIN (`guest_fin`, socket shut for writing) and the host's end
 //! of stream (`host_eof`, then our FIN to the guest, then its ACK). While
 //! one direction is open the inactivity limit is 2 hours (passt's activity
 //! timeout); once both FINs were exchanged and only an ACK is missing, 60 s.
-//! Retransmission starts at 1 s and doubles up to 60 s; the same timer is
-//! the persist (zero-window probe) timer when the guest's window is closed.
+//! Retransmission starts at 1 s, or once round trips were measured at
+//! SRTT + 4 RTTVAR but at least 200 ms ([`rtt`]), and doubles up to 60 s;
+//! the same timer is the persist (zero-window probe) timer when the
+//! guest's window is closed.
 //!
 //! What a handler may touch: the connection's own socket and the frame
 //! queue. What happens to the table entry afterwards is a [`Verdict`]:
@@ -73,6 +75,7 @@
 
 mod conn;
 mod listen;
+mod rtt;
 
 use self::conn::{Conn, State};
 use crate::flow::hash::FlowHash;
@@ -102,9 +105,12 @@ pub const FIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub const RTO_INITIAL: Duration = Duration::from_secs(1);
 /// Largest retransmission timeout (RFC 6298 2.5 allows capping at >= 60 s).
 pub const RTO_MAX: Duration = Duration::from_secs(60);
-/// Retransmissions without progress before the connection is reset
-/// (1 + 2 + ... + 64 s: about two minutes).
+/// Retransmissions without progress before the connection is reset, if
+/// they also spanned [`GIVE_UP_STALLED`] (at the initial 1 s timeout,
+/// 1 + 2 + ... + 60 s: about three minutes).
 pub const MAX_RETRIES: u8 = 7;
+/// The least time from the first unanswered retransmission to the reset.
+pub const GIVE_UP_STALLED: Duration = Duration::from_secs(120);
 /// Shift of the windows we advertise: up to 8 MiB, beyond Linux's
 /// default largest send buffer (4 MiB).
 pub const OUR_WINDOW_SCALE: u8 = 7;
