@@ -57,6 +57,9 @@ impl Rtt {
     }
 
     fn sample(&mut self, r: Duration) {
+        // Beyond the largest timeout a sample says nothing more (and the
+        // clock is the host's to move: keep the arithmetic far from overflow).
+        let r = r.min(RTO_MAX);
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -121,6 +124,16 @@ mod tests {
         }
         let rto = r.rto(0);
         assert!(rto >= Duration::from_millis(300) && rto < Duration::from_millis(310), "{rto:?}");
+    }
+
+    #[test]
+    fn a_clock_jump_gives_the_largest_timeout_not_an_overflow() {
+        let mut r = Rtt::default();
+        r.sent(100, at(0));
+        r.acked(100, Instant::from_nanos(u64::MAX));
+        r.sent(200, Instant::from_nanos(0));
+        r.acked(200, Instant::from_nanos(u64::MAX));
+        assert_eq!(r.rto(0), RTO_MAX);
     }
 
     #[test]
