@@ -422,8 +422,10 @@ unsafe fn with_instance(p: *const passt, f: impl FnOnce(&mut Inner) -> c_int) ->
 }
 
 /// The one fd to poll for readability: readable whenever the instance has
-/// work (guest frames, host sockets, `passt_frame_output_ready()`). Owned
-/// by the instance: do not close. -1 if `p` is NULL.
+/// work (guest frames, host sockets, `passt_frame_output_ready()`). Watch
+/// it level-triggered (not `EPOLLET`): work a `passt_process()` call left
+/// keeps it readable without a new edge. Owned by the instance: do not
+/// close. -1 if `p` is NULL.
 ///
 /// # Safety
 /// `p` is NULL or a live pointer from `passt_new()`.
