@@ -3,7 +3,8 @@
 
 Arguments: results.tsv frames.txt frames-ir.txt DUR RUNS LOAD_START LOAD_END
 ELAPSED CLK_TCK. results.tsv rows: path, test, run, value, bytes, CPU ticks
-of the translator during the run, UDP loss percent.
+of the translator during the run, UDP loss percent, and the percentage of
+the datagrams sent that were dropped at the receiver's full socket buffer.
 """
 import statistics
 import sys
@@ -11,17 +12,19 @@ import sys
 (res_file, frames_file, ir_file, dur, runs, load0, load1, elapsed, clk_tck) = sys.argv[1:10]
 CLK = float(clk_tck)
 
-rows = {}  # (path, test) -> list of (value, bytes, ticks, loss)
+rows = {}  # (path, test) -> list of (value, bytes, ticks, loss, loss at the receiver)
 for line in open(res_file):
     f = line.rstrip("\n").split("\t")
     if len(f) < 7:
         continue
     path, test, _run, value, nbytes, ticks, loss = f[:7]
+    at_receiver = f[7] if len(f) > 7 else ""
     if value == "":
         rows.setdefault((path, test), [])
         continue
     num = lambda s: float(s) if s not in ("", None) else None
-    rows.setdefault((path, test), []).append((float(value), num(nbytes), num(ticks), num(loss)))
+    rows.setdefault((path, test), []).append(
+        (float(value), num(nbytes), num(ticks), num(loss), num(at_receiver)))
 
 TAP = ["ours", "pasta", "slirp", "veth"]
 SOCK = ["ours-sock", "passt"]
@@ -44,6 +47,9 @@ def cell(path, test, scale, fmt):
     loss = [r[3] for r in rows.get((path, test), []) if r[3] is not None]
     if loss:
         s += ", {:.0f} % loss".format(statistics.median(loss))
+        at_rcv = [r[4] for r in rows.get((path, test), []) if r[4] is not None]
+        if at_rcv:
+            s += " ({:.0f} at the receiver)".format(statistics.median(at_rcv))
     return s
 
 

@@ -195,7 +195,17 @@ hwm_kib() {
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 # record path test run value bytes cpu_ticks extra
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+
+# UDP datagrams dropped at full receive buffers in namespace $1 (IPv4 and
+# IPv6): where a flood's loss lands when the receiver cannot keep up.
+rcvbuf_errors() {
+    ip netns exec "$1" awk '
+        $1 == "Udp:" && $2 ~ /^[0-9]/ { for (i = 2; i <= NF; i++) if (h[i] == "RcvbufErrors") n += $i }
+        $1 == "Udp:" && $2 !~ /^[0-9]/ { for (i = 2; i <= NF; i++) h[i] = $i }
+        $1 == "Udp6RcvbufErrors" { n += $2 }
+        END { print n + 0 }' /proc/net/snmp /proc/net/snmp6 2>/dev/null
+}
 
 iperf_restart() {
     stop "$IPERF_PID"
@@ -207,21 +217,30 @@ iperf_restart() {
 # measure_iperf path test run args...: one iperf3 client run in the guest.
 measure_iperf() {
     local p=$1 t=$2 r=$3; shift 3
-    local json="$WORK/$p.$t.$r.json" c0 c1
+    local json="$WORK/$p.$t.$r.json" c0 c1 rns="" d0=0 d1=0
+    case $t in
+        udp-up) rns=$H ;;
+        udp-down) rns=${GNS[$p]} ;;
+    esac
+    [ -n "$rns" ] && d0=$(rcvbuf_errors "$rns")
     c0=$(cpu_ticks "${TPID[$p]}")
     timeout $((DUR + 20)) ip netns exec "${GNS[$p]}" iperf3 -c "${TARGET[$p]}" -p 5201 -t "$DUR" -J "$@" > "$json" 2>/dev/null
     c1=$(cpu_ticks "${TPID[$p]}")
-    local bps bytes loss
+    [ -n "$rns" ] && d1=$(rcvbuf_errors "$rns")
+    local bps bytes loss sent at_rcv=""
     bps=$(jq -r '.end.sum_received.bits_per_second // empty' "$json" 2>/dev/null)
     bytes=$(jq -r '.end.sum_received.bytes // empty' "$json" 2>/dev/null)
     loss=$(jq -r '.end.sum_received.lost_percent // empty' "$json" 2>/dev/null)
+    sent=$(jq -r '.end.sum.packets // empty' "$json" 2>/dev/null)
+    # Of the datagrams sent, the percentage that died at the receiver's buffer.
+    [ -n "$rns" ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && at_rcv=$(( (d1 - d0) * 100 / sent ))
     if [ -z "$bps" ]; then
         echo "  $p $t run $r: failed ($(jq -r '.error // "no output"' "$json" 2>/dev/null))" >&2
-        record "$p" "$t" "$r" "" "" "" ""
+        record "$p" "$t" "$r" "" "" "" "" ""
         iperf_restart
         return
     fi
-    record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss"
+    record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss" "$at_rcv"
 }
 
 measure_rr() { # path test(rr|crr) run
@@ -230,7 +249,7 @@ measure_rr() { # path test(rr|crr) run
     v=$(timeout $((DUR + 20)) ip netns exec "${GNS[$p]}" "$RR" "$t" "${TARGET[$p]}" 5300 "$DUR" 2>/dev/null)
     c1=$(cpu_ticks "${TPID[$p]}")
     # The "bytes" column holds the transactions, for CPU per transaction.
-    [ -n "$v" ] && record "$p" "$t" "$r" "$v" "$((v * DUR))" "$((c1 - c0))" "" || record "$p" "$t" "$r" "" "" "" ""
+    [ -n "$v" ] && record "$p" "$t" "$r" "$v" "$((v * DUR))" "$((c1 - c0))" "" "" || record "$p" "$t" "$r" "" "" "" "" ""
 }
 
 echo "run.sh: $(date -u +%FT%TZ), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), DUR=$DUR RUNS=$RUNS" >&2
