@@ -233,7 +233,7 @@ measure_iperf() {
     loss=$(jq -r '.end.sum_received.lost_percent // empty' "$json" 2>/dev/null)
     sent=$(jq -r '.end.sum.packets // empty' "$json" 2>/dev/null)
     # Of the datagrams sent, the percentage that died at the receiver's buffer.
-    [ -n "$rns" ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && at_rcv=$(( (d1 - d0) * 100 / sent ))
+    [ -n "$rns" ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && at_rcv=$(( (${d1:-0} - ${d0:-0}) * 100 / sent ))
     if [ -z "$bps" ]; then
         echo "  $p $t run $r: failed ($(jq -r '.error // "no output"' "$json" 2>/dev/null))" >&2
         record "$p" "$t" "$r" "" "" "" "" ""
