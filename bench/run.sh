@@ -194,7 +194,7 @@ hwm_kib() {
 
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
-# record path test run value bytes cpu_ticks extra
+# record path test run value bytes cpu_ticks udp_loss_percent loss_at_receiver_percent
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
 
 # UDP datagrams dropped at full receive buffers in namespace $1 (IPv4 and
