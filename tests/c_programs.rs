@@ -25,7 +25,7 @@
 mod common;
 
 use common::tempdir::TempDir;
-use common::{run_limited, wait_output};
+use common::{make, run_limited, wait_output};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -64,23 +64,6 @@ struct Programs {
     standalone: PathBuf,
     api_test: PathBuf,
     qrap: PathBuf,
-}
-
-fn make(dir: &str, lib_dir: &Path, build_dir: &Path, target: &str) {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(Path::new(MANIFEST_DIR).join(dir))
-        .arg(format!("LIBDIR={}", lib_dir.display()))
-        .arg(format!("BUILDDIR={}", build_dir.display()))
-        .arg(target)
-        .output()
-        .expect("make runs");
-    assert!(
-        out.status.success(),
-        "make -C {dir} {target} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn programs() -> &'static Programs {

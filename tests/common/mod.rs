@@ -13,27 +13,35 @@ pub fn lib_dir() -> std::path::PathBuf {
     dir
 }
 
+/// `make -C <dir> <target>` (dir relative to the repository) against the
+/// library in `lib_dir`, building into `build_dir`; panics with make's
+/// output when it fails.
+pub fn make(dir: &str, lib_dir: &std::path::Path, build_dir: &std::path::Path, target: &str) {
+    let out = std::process::Command::new("make")
+        .arg("-C")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .arg(format!("LIBDIR={}", lib_dir.display()))
+        .arg(format!("BUILDDIR={}", build_dir.display()))
+        .arg(target)
+        .output()
+        .expect("make runs");
+    assert!(
+        out.status.success(),
+        "make -C {dir} {target} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `examples-c/passt-standalone` built against this build's library into
 /// `<lib dir>/c-programs/<subdir>/` (one directory per test binary, so
 /// that binaries running in parallel never build into the same place).
 pub fn build_standalone(subdir: &str) -> std::path::PathBuf {
     let lib = lib_dir();
     let build = lib.join("c-programs").join(subdir);
-    let out = std::process::Command::new("make")
-        .arg("-C")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c"))
-        .arg(format!("LIBDIR={}", lib.display()))
-        .arg(format!("BUILDDIR={}", build.display()))
-        .arg(build.join("passt-standalone"))
-        .output()
-        .expect("make runs");
-    assert!(
-        out.status.success(),
-        "make passt-standalone: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    build.join("passt-standalone")
+    let binary = build.join("passt-standalone");
+    make("examples-c", &lib, &build, &binary.to_string_lossy());
+    binary
 }
 
 /// Waits for `child` at most `limit`; kills it and panics (with what it
