@@ -870,9 +870,7 @@ impl Conn {
             match got {
                 Ok(0) => {
                     ctx.tx.commit(0);
-                    log::debug!("TCP {} <- {}: end of host data", self.guest, self.peer);
-                    self.host_eof = true;
-                    self.fin_seq = Some(self.snd_nxt);
+                    self.host_data_ended();
                 }
                 Ok(n) => {
                     let flags = if n < len { ACK | PSH } else { ACK };
@@ -897,15 +895,9 @@ impl Conn {
                         return Verdict::Keep;
                     }
                 }
-                Err(e) if would_block(&e) => {
-                    ctx.tx.commit(0);
-                    self.host_drained = true;
-                    return Verdict::Keep;
-                }
                 Err(e) => {
                     ctx.tx.commit(0);
-                    log::debug!("TCP {} <- {}: peek: {e}", self.guest, self.peer);
-                    return Verdict::Abort;
+                    return self.peek_failed(&e);
                 }
             }
         }
@@ -938,20 +930,13 @@ impl Conn {
         let got = match stcp::peek_into(self.sock.as_fd(), run, tx::PREFIX + off + hl, stride, &lens[..n]) {
             Ok(0) => {
                 ctx.tx.commit_run(0, 0);
-                log::debug!("TCP {} <- {}: end of host data", self.guest, self.peer);
-                self.host_eof = true;
-                self.fin_seq = Some(self.snd_nxt);
+                self.host_data_ended();
                 return None;
             }
             Ok(got) => got,
             Err(e) => {
                 ctx.tx.commit_run(0, 0);
-                if would_block(&e) {
-                    self.host_drained = true;
-                    return Some(Verdict::Keep);
-                }
-                log::debug!("TCP {} <- {}: peek: {e}", self.guest, self.peer);
-                return Some(Verdict::Abort);
+                return Some(self.peek_failed(&e));
             }
         };
         // Every frame but the last is a full segment: the queue takes them
@@ -983,6 +968,24 @@ impl Conn {
             return Some(Verdict::Keep);
         }
         None
+    }
+
+    /// A peek found the host's end of stream: our FIN follows what was sent.
+    fn host_data_ended(&mut self) {
+        log::debug!("TCP {} <- {}: end of host data", self.guest, self.peer);
+        self.host_eof = true;
+        self.fin_seq = Some(self.snd_nxt);
+    }
+
+    /// A peek failed: nothing there for now (the next arrival is a new
+    /// edge), or the socket is broken.
+    fn peek_failed(&mut self, e: &io::Error) -> Verdict {
+        if would_block(e) {
+            self.host_drained = true;
+            return Verdict::Keep;
+        }
+        log::debug!("TCP {} <- {}: peek: {e}", self.guest, self.peer);
+        Verdict::Abort
     }
 
     /// `n` bytes of host data went into frames for the guest: they carry
