@@ -274,12 +274,7 @@ impl TxQueue {
         let lens = std::iter::repeat(frame_len).take(full);
         let last = (last_len > 0 && full < n).then_some(last_len.min(frame_len));
         for len in lens.chain(last) {
-            let start = self.used;
-            self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
-            self.frames.push_back((start, len, Offload::default()));
-            self.used += PREFIX + len;
-            self.unseen += 1;
-            self.queued_bytes += len;
+            self.push_frame(len, Offload::default());
         }
     }
 
@@ -298,6 +293,12 @@ impl TxQueue {
         if len == 0 {
             return;
         }
+        self.push_frame(len, offload);
+    }
+
+    /// Queues the `len` bytes written at `PREFIX` past the end of the queue
+    /// as a frame: its length prefix, bookkeeping.
+    fn push_frame(&mut self, len: usize, offload: Offload) {
         let start = self.used;
         self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
         self.frames.push_back((start, len, offload));
