@@ -363,6 +363,27 @@ static void resolve_nobody(uid_t *uid, gid_t *gid)
 
 /* Our own options (see the top comment), taken out of argv in place;
  * returns the new argc. */
+/* Whether argv[*i] is option --NAME with a value, as "--NAME=VALUE" or
+ * "--NAME VALUE" (then *i moves past the value); stores the value. */
+static bool take_value(const char *name, int argc, char **argv, int *i, const char **value)
+{
+	const char *a = argv[*i];
+	size_t len = strlen(name);
+
+	if (strncmp(a, "--", 2) || strncmp(a + 2, name, len))
+		return false;
+	if (a[2 + len] == '=') {
+		*value = a + 3 + len;
+		return true;
+	}
+	if (a[2 + len])
+		return false;
+	if (*i + 1 >= argc)
+		die("option '--%s' needs a value", name);
+	*value = argv[++*i];
+	return true;
+}
+
 static int take_own_options(int argc, char **argv, bool *no_seccomp, const char **selftest,
 			    const char **busy_poll)
 {
@@ -378,18 +399,9 @@ static int take_own_options(int argc, char **argv, bool *no_seccomp, const char 
 		}
 		if (!strcmp(a, "--no-seccomp")) {
 			*no_seccomp = true;
-		} else if (!strncmp(a, "--seccomp-selftest=", 19)) {
-			*selftest = a + 19;
-		} else if (!strcmp(a, "--seccomp-selftest")) {
-			if (i + 1 >= argc)
-				die("option '--seccomp-selftest' needs a value");
-			*selftest = argv[++i];
-		} else if (!strncmp(a, "--busy-poll=", 12)) {
-			*busy_poll = a + 12;
-		} else if (!strcmp(a, "--busy-poll")) {
-			if (i + 1 >= argc)
-				die("option '--busy-poll' needs a value");
-			*busy_poll = argv[++i];
+		} else if (take_value("seccomp-selftest", argc, argv, &i, selftest) ||
+			   take_value("busy-poll", argc, argv, &i, busy_poll)) {
+			continue;
 		} else {
 			argv[out++] = argv[i];
 		}
@@ -621,12 +633,17 @@ static void setup_signals(sigset_t *waitmask)
 	sigdelset(waitmask, SIGINT);
 }
 
+static uint64_t timespec_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
 static uint64_t monotonic_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return timespec_ns(&ts);
 }
 
 /* Busy polling. Waking a sleeping process costs tens of microseconds (an
@@ -664,11 +681,6 @@ static uint64_t parse_busy_poll(const char *arg)
 		die("invalid value '%s' for 'busy-poll': a number of microseconds from 0 to %d",
 		    arg, BUSY_POLL_MAX_US);
 	return (uint64_t)us * 1000u;
-}
-
-static uint64_t timespec_ns(const struct timespec *ts)
-{
-	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
 }
 
 /* Adapts the window to a wait that lasted `waited_ns` in all. */
