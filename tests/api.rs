@@ -21,6 +21,7 @@
 
 mod common;
 
+use common::is_root;
 use common::netns::TestNs;
 use passt::api::{monotonic_now, Event, Passt, Proto};
 use passt::stats::Drop;
@@ -34,11 +35,6 @@ use std::time::Duration;
 const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 const GUEST: [u8; 4] = [10, 0, 2, 15];
 const GW: [u8; 4] = [10, 0, 2, 2];
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 macro_rules! need_root {
     () => {

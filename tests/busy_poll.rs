@@ -10,12 +10,12 @@
 
 mod common;
 
-use common::build_standalone;
-use common::netns::{wait_until, HostWithRouter, TestNs};
+use common::netns::{wait_until, ChildGuard, HostWithRouter, TestNs};
+use common::{build_standalone, is_root};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
@@ -26,21 +26,6 @@ const ROUND_TRIPS: usize = 3000;
 fn daemon() -> &'static Path {
     static DAEMON: OnceLock<PathBuf> = OnceLock::new();
     DAEMON.get_or_init(|| build_standalone("busy-poll"))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A daemon killed on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// One field of /proc/PID/status as a number.
@@ -88,8 +73,8 @@ fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the daemon");
-    let d = Daemon(child);
-    let pid = d.0.id();
+    let d = ChildGuard(child);
+    let pid = d.id();
     let target = format!("{}:{port}", HostWithRouter::ROUTER4);
     assert!(
         wait_until(Duration::from_secs(20), || guest.run(|| TcpStream::connect(&target)).is_ok()),

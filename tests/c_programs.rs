@@ -25,7 +25,7 @@
 mod common;
 
 use common::tempdir::TempDir;
-use common::{make, run_limited, wait_output};
+use common::{is_root, make, run_limited, wait_output};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -95,14 +95,6 @@ fn text(bytes: &[u8]) -> String {
 
 fn standalone(args: &[&str]) -> Output {
     run(Command::new(&programs().standalone).args(args))
-}
-
-/// Whether we are root (uid 0), from /proc: namespace tests need it.
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
 }
 
 fn have(program: &str) -> bool {

@@ -32,7 +32,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
-use common::{build_standalone, run_limited, wait_output};
+use common::{build_standalone, is_root, run_limited, wait_output};
 use common::tempdir::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -56,12 +56,6 @@ fn daemon() -> &'static Path {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
 }
 
 

@@ -23,7 +23,7 @@
 mod common;
 
 use common::netns::{wait_until, HostWithRouter, TestNs};
-use common::{lib_dir, run_limited};
+use common::{is_root, lib_dir, run_limited};
 use common::tempdir::TempDir;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -501,13 +501,6 @@ fn epoll_loop_stops_on_a_fatal_passt_process_result() {
     assert_eq!(status.code(), Some(1), "exit status; stderr:\n{err}");
     assert!(err.contains("epoll-loop: instance stopped (-6)"), "stderr:\n{err}");
     assert!(!socket.exists(), "socket file left behind");
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
 }
 
 #[test]

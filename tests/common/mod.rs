@@ -13,6 +13,15 @@ pub fn lib_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Whether the tests run as root (effective uid 0): namespaces, taps and
+/// the like need it, and the tests that use them say so and pass without.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
 /// `make -C <dir> <target>` (dir relative to the repository) against the
 /// library in `lib_dir`, building into `build_dir`; panics with make's
 /// output when it fails.
