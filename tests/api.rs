@@ -495,6 +495,9 @@ fn back_pressure_from_the_frame_output_loses_nothing() {
         let mut buf = vec![0u8; 65536];
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let mut woke = false;
+        // Calls after the first wake, and how many of them asked to be
+        // called again in 1 ms.
+        let (mut calls_after_wake, mut polled) = (0usize, 0usize);
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while !client.is_finished() {
             assert!(std::time::Instant::now() < deadline, "transfer stalled");
@@ -516,7 +519,8 @@ fn back_pressure_from_the_frame_output_loses_nothing() {
             }
             let next = p.process(monotonic_now()).unwrap();
             if woke {
-                assert_ne!(next, Some(Duration::from_millis(1)), "a host that signals readiness is not polled");
+                calls_after_wake += 1;
+                polled += usize::from(next == Some(Duration::from_millis(1)));
             }
             if refusals.load(std::sync::atomic::Ordering::Relaxed) > 0 && !open.load(std::sync::atomic::Ordering::Relaxed) {
                 open.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -527,6 +531,9 @@ fn back_pressure_from_the_frame_output_loses_nothing() {
         let got = client.join().unwrap().expect("guest download");
         assert_eq!(got.len(), SIZE);
         assert!(got == *data, "byte-exact");
+        // A TCP timer due within the millisecond also says 1 ms, now and
+        // then; polling for room says it on nearly every call.
+        assert!(polled * 20 < calls_after_wake, "a host that signals readiness is polled: {polled} of {calls_after_wake} calls");
         let s = p.stats();
         let refusals = refusals.load(std::sync::atomic::Ordering::Relaxed);
         assert!(refusals > 100, "the callback did refuse ({refusals})");
