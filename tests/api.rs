@@ -695,6 +695,32 @@ fn events_reach_the_callback_on_the_calling_thread() {
     .unwrap();
 }
 
+/// A one-off guest that connects and hangs up before the instance accepts
+/// it: the greeting written at accept fails (the peer is gone), and that
+/// must end the instance in the same call or leave its fd readable. It
+/// used to return a deadline with nothing left to wake the caller, and a
+/// `--one-off` daemon slept until that deadline.
+#[test]
+fn a_one_off_guest_gone_before_accept_ends_the_instance() {
+    let dir = std::env::temp_dir().join(format!("passt-api-oneoff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("passt.sock");
+    let opts = [&format!("socket={}", path.display()) as &str, "one-off", "address=10.0.2.15", "gateway=10.0.2.2"];
+    let mut p = Passt::new(&config(&opts)).unwrap();
+    drop(std::os::unix::net::UnixStream::connect(&path).unwrap());
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let gone = loop {
+        match p.process(monotonic_now()) {
+            Err(e) => break e,
+            Ok(_) => assert!(wait_readable(p.fd(), 1000), "process() returned with the guest gone and nothing to wake the caller"),
+        }
+        assert!(std::time::Instant::now() < end, "the instance never noticed the guest leaving");
+    };
+    assert!(gone.to_string().contains("disconnected"), "{gone}");
+    drop(p);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn broken_stream_framing_is_counted() {
     let dir = std::env::temp_dir().join(format!("passt-api-framing-{}", std::process::id()));

@@ -496,6 +496,12 @@ impl Instance {
                 self.core.pcap = None;
             }
         }
+        // A write to the guest can find it gone (a guest that hung up
+        // before we accepted it fails its greeting): its fd is closed, so
+        // no event would bring the caller back to hear it later.
+        if self.gone {
+            return Err(RunError::GuestGone);
+        }
         let mut deadline = self.deadline();
         // The in-process host could not take every frame: try again soon,
         // unless it tells us when it can.
