@@ -43,47 +43,75 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// The daemon serving a fresh guest namespace; an echo server on the host
-/// namespace's loopback. Returns what a run measured: the daemon's sleeps
-/// per round trip, and its CPU ticks over one idle second afterwards.
+/// The daemon serving a fresh guest namespace, with `serve` answering each
+/// connection to a listener on the host namespace's loopback (the guest
+/// reaches it at `target`).
+struct Setup {
+    daemon: ChildGuard,
+    guest: TestNs,
+    target: String,
+    _net: HostWithRouter,
+}
+
+impl Setup {
+    fn new(tag: &str, extra: &[&str], serve: fn(TcpStream)) -> Setup {
+        let net = HostWithRouter::new(tag);
+        let guest = TestNs::new(&format!("{tag}-g"));
+        let listener = net.host.run(|| TcpListener::bind("127.0.0.1:0")).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(s) = s else { return };
+                thread::spawn(move || serve(s));
+            }
+        });
+        let child = net
+            .host
+            .command(daemon().to_str().unwrap())
+            .args(["-f", "-q", "--netns"])
+            .arg(&guest.path)
+            .args(["--config-net"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon");
+        let daemon = ChildGuard(child);
+        let target = format!("{}:{port}", HostWithRouter::ROUTER4);
+        assert!(
+            wait_until(Duration::from_secs(20), || guest.run(|| TcpStream::connect(&target)).is_ok()),
+            "the guest never reached the host"
+        );
+        Setup { daemon, guest, target, _net: net }
+    }
+
+    fn pid(&self) -> u32 {
+        self.daemon.id()
+    }
+}
+
+fn echo(mut s: TcpStream) {
+    s.set_nodelay(true).unwrap();
+    let mut b = [0u8; 1];
+    while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
+}
+
+fn sink(mut s: TcpStream) {
+    let mut b = vec![0u8; 1 << 16];
+    while s.read(&mut b).map(|n| n > 0).unwrap_or(false) {}
+}
+
+/// Round trips through the daemon: its sleeps per round trip, and its CPU
+/// ticks over one idle second afterwards.
 fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
-    let net = HostWithRouter::new(tag);
-    let guest = TestNs::new(&format!("{tag}-g"));
-    let listener = net.host.run(|| TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { return };
-            s.set_nodelay(true).unwrap();
-            thread::spawn(move || {
-                let mut b = [0u8; 1];
-                while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
-            });
-        }
-    });
-    let child = net
-        .host
-        .command(daemon().to_str().unwrap())
-        .args(["-f", "-q", "--netns"])
-        .arg(&guest.path)
-        .args(["--config-net"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let d = ChildGuard(child);
-    let pid = d.id();
-    let target = format!("{}:{port}", HostWithRouter::ROUTER4);
-    assert!(
-        wait_until(Duration::from_secs(20), || guest.run(|| TcpStream::connect(&target)).is_ok()),
-        "the guest never reached the host"
-    );
+    let setup = Setup::new(tag, extra, echo);
+    let pid = setup.pid();
     let before = status_number(pid, "voluntary_ctxt_switches");
-    let checked = guest
+    let checked = setup
+        .guest
         .run(|| {
-            let mut s = TcpStream::connect(&target)?;
+            let mut s = TcpStream::connect(&setup.target)?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
             let mut b = [0u8; 1];
@@ -101,7 +129,6 @@ fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
     let t0 = cpu_ticks(pid);
     thread::sleep(Duration::from_secs(1));
     let idle = cpu_ticks(pid) - t0;
-    drop(d);
     (sleeps, idle)
 }
 
@@ -122,4 +149,41 @@ fn polling_saves_sleeps_under_round_trips_and_stops_when_idle() {
     // Idle: no polling left (100 ticks would be a whole CPU).
     assert!(idle_on <= 3, "{idle_on} ticks of CPU in an idle second with polling");
     assert!(idle_off <= 3, "{idle_off} ticks of CPU in an idle second without polling");
+}
+
+/// A bulk transfer in bursts (64 KiB every 2 ms, guest to host) with the
+/// longest window: the waits between bursts are within it, so by the
+/// window's own rule polling would fill them (a whole CPU). Once a burst's
+/// worth of frames went through since the last sleep, the daemon must
+/// sleep instead.
+#[test]
+fn no_polling_between_the_batches_of_a_bulk_transfer() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let setup = Setup::new("bp-bulk", &["--busy-poll", "10000"], sink);
+    let pid = setup.pid();
+    let t0 = cpu_ticks(pid);
+    let sent = setup
+        .guest
+        .run(|| {
+            let mut s = TcpStream::connect(&setup.target)?;
+            let burst = vec![0x5au8; 1 << 16];
+            let end = std::time::Instant::now() + Duration::from_secs(2);
+            let mut sent = 0usize;
+            while std::time::Instant::now() < end {
+                s.write_all(&burst)?;
+                sent += burst.len();
+                thread::sleep(Duration::from_millis(2));
+            }
+            Ok(sent)
+        })
+        .expect("bulk transfer");
+    let ticks = cpu_ticks(pid) - t0;
+    eprintln!("{} MiB in bursts: {ticks} ticks of daemon CPU in 2 s", sent >> 20);
+    assert!(sent >= 16 << 20, "only {sent} bytes sent");
+    // Polling between bursts is ~200 ticks (a whole CPU for 2 s); moving
+    // the data itself a few.
+    assert!(ticks < 60, "{ticks} ticks of daemon CPU in 2 s of bursts: polling between them");
 }
