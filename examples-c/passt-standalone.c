@@ -660,8 +660,8 @@ static uint64_t monotonic_ns(void)
  * since we last slept. There the queues absorb the wake-up, and the CPU is
  * better left to the guest and the peers (polling between the batches of
  * a transfer cost up to a quarter more CPU per byte, for no more
- * throughput). A chatty peer still gets polling between its sleeps; one
- * sleep every few hundred round trips costs it nothing. */
+ * throughput). A chatty peer still gets polling between its sleeps: one
+ * sleep per hundred 1-byte round trips or so costs it nothing. */
 #define BUSY_POLL_DEFAULT_US 200
 #define BUSY_POLL_MAX_US 10000
 #define BUSY_POLL_MIN_NS 10000u
