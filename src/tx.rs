@@ -181,6 +181,7 @@ impl TxQueue {
             self.buf.resize(self.used + extra, 0);
         }
         self.used += extra;
+        self.queued_bytes += extra;
         if let Some(f) = self.frames.back_mut() {
             f.1 = new_len;
         }
@@ -438,6 +439,24 @@ mod tests {
         q.reserve(F).unwrap();
         q.commit(F);
         assert!(q.reserve_run(F, 1).is_none());
+    }
+
+    #[test]
+    fn a_grown_frame_is_counted_whole() {
+        let mut q = TxQueue::new(0);
+        q.reserve(10).unwrap()[..10].fill(1);
+        q.commit(10);
+        q.grow_last(5).unwrap()[10..].fill(2);
+        assert_eq!(q.frames().collect::<Vec<_>>(), vec![&[1u8, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2][..]]);
+        assert_eq!(q.queued_bytes(), 15);
+        // Sent whole: nothing left (it used to underflow here).
+        q.pop_frames(1);
+        assert_eq!(q.queued_bytes(), 0);
+        q.reserve(3).unwrap();
+        q.commit(3);
+        q.grow_last(4).unwrap();
+        q.consume_stream(PREFIX + 7);
+        assert_eq!(q.queued_bytes(), 0);
     }
 
     #[test]
