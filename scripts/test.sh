@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 
-# Release builds: the transfer tests move hundreds of MiB.
+# The release build for the end-to-end tests (the daemon as users build
+# it); everything else runs against the "checked" profile: optimised (the
+# transfer tests move hundreds of MiB) with overflow checks and
+# debug_assert! on.
 cargo build --release
-cargo test --release --no-fail-fast -- --test-threads=2
+cargo build --profile checked
+cargo test --profile checked --no-fail-fast -- --test-threads=2

@@ -9,30 +9,16 @@
 //!
 //! Needs cc and make.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Where cargo put libpasst.so for this build (next to `deps/`).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    assert!(dir.join("libpasst.so").exists(), "libpasst.so not in {}", dir.display());
-    dir
-}
-
+/// The bench programs, built against this build's library.
 fn build() -> PathBuf {
-    let out = lib_dir().join("bench-programs");
-    let st = Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(Path::new(MANIFEST_DIR).join("bench"))
-        .arg(format!("LIBDIR={}", lib_dir().display()))
-        .arg(format!("BUILDDIR={}", out.display()))
-        .status()
-        .expect("make runs");
-    assert!(st.success(), "make -C bench failed");
+    let lib = common::lib_dir();
+    let out = lib.join("bench-programs");
+    common::make("bench", &lib, &out, "all");
     out
 }
 
