@@ -571,7 +571,7 @@ fn iperf3(server_ns: &TestNs, bind: &str, client_ns: &TestNs, to: &str, extra: &
 }
 
 /// Throughput against a veth pair, same run (not a pass/fail test: run with
-/// `cargo test --profile checked --test tcp_ns -- --ignored --nocapture`).
+/// `cargo test --release --test tcp_ns -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn iperf3_against_veth() {
