@@ -503,7 +503,7 @@ fn a_million_hostile_frames_then_normal_traffic() {
     let _serial = serial();
     let ns = TestNs::new("storm");
     ns.run(|| {
-        storm(0x5707_2026, FRAMES, MAX_FLOWS);
+        storm(seed(0x5707_2026), FRAMES, MAX_FLOWS);
         Ok(())
     })
     .unwrap();
@@ -516,10 +516,20 @@ fn hostile_frames_with_room_for_many_flows() {
     let _serial = serial();
     let ns = TestNs::new("storm2");
     ns.run(|| {
-        storm(0xdead_beef, 300_000, 4096);
+        storm(seed(0xdead_beef), 300_000, 4096);
         Ok(())
     })
     .unwrap();
+}
+
+/// The storm's seed: fixed, so that CI runs the same storm every time;
+/// `STORM_SEED=N` (decimal) explores others, e.g. in a loop:
+/// `for n in $(seq 100); do STORM_SEED=$n cargo test --profile checked --test storm || break; done`.
+fn seed(fixed: u64) -> u64 {
+    match std::env::var("STORM_SEED") {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("STORM_SEED={s}: not a decimal number")),
+        Err(_) => fixed,
+    }
 }
 
 fn storm(seed: u64, frames: usize, max_flows: usize) {
