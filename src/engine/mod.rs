@@ -565,7 +565,7 @@ impl Instance {
             log::warn!("cannot watch the guest connection: {e}");
             return;
         }
-        *conn = Some(Conn::new(fd));
+        *conn = Some(Conn::new(fd, self.core.net.mtu));
         log::info!("guest connected");
         self.want_out = false;
         self.guest_attached();
