@@ -23,8 +23,9 @@ const READ_BUF: usize = 4 * (4 + MAX_FRAME);
 /// hold. The default buffer (208 KiB) holds three 64 KiB frames: at a large
 /// MTU each time it fills, the host side pauses until the socket is
 /// writable again, and host-to-guest transfers ran ~20 % slower for it. At
-/// MTU 1500 the default holds over a hundred frames and stays (a larger one
-/// there only queued more in front of a slow guest).
+/// MTU 1500 the default holds over a hundred frames and stays: a larger
+/// one there measured 10-15 % slower behind a slow reader (the benchmark's
+/// frame pump), which it only queued more frames in front of.
 const FRAMES_IN_SEND_BUFFER: usize = 16;
 
 /// The send buffer for frames of `mtu`, or `None` if the default holds
