@@ -90,7 +90,7 @@ pub struct Conn {
 impl Conn {
     /// A connection carrying frames of up to `mtu` bytes of IP.
     pub fn new(fd: OwnedFd, mtu: u32) -> Conn {
-        let default = sys::net::getsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap_or(0).max(0) as usize;
+        let default = sys::net::sndbuf(fd.as_fd()).unwrap_or(0);
         if let Some(size) = send_buffer_for(mtu, default) {
             // Best effort: the kernel caps it at net.core.wmem_max.
             let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
@@ -156,10 +156,6 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;
 
-    fn sndbuf(fd: &OwnedFd) -> usize {
-        sys::net::getsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap() as usize
-    }
-
     #[test]
     fn the_send_buffer_holds_sixteen_large_frames_and_stays_at_mtu_1500() {
         assert_eq!(send_buffer_for(65520, 212_992), Some(16 * (4 + 14 + 65520)));
@@ -169,10 +165,10 @@ mod tests {
         let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max").unwrap().trim().parse().unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
-        let default = sndbuf(&b);
+        let default = sys::net::sndbuf(b.as_fd()).unwrap();
         let large = Conn::new(a, 65520);
-        assert_eq!(sndbuf(&large.fd), 2 * (16 * (4 + 14 + 65520)).min(wmem_max).max(default / 2));
+        assert_eq!(sys::net::sndbuf(large.fd.as_fd()).unwrap(), 2 * (16 * (4 + 14 + 65520)).min(wmem_max).max(default / 2));
         let small = Conn::new(b, 1500);
-        assert_eq!(sndbuf(&small.fd), default);
+        assert_eq!(sys::net::sndbuf(small.fd.as_fd()).unwrap(), default);
     }
 }

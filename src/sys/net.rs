@@ -157,6 +157,16 @@ pub fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int)
     Ok(value)
 }
 
+/// `SO_SNDBUF` as the kernel reports it (already doubled).
+pub fn sndbuf(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    Ok(getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize)
+}
+
+/// `SO_RCVBUF` as the kernel reports it.
+pub fn rcvbuf(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    Ok(getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize)
+}
+
 /// The pending error of a socket (SO_ERROR), cleared by reading it.
 pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
     let e = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;

@@ -129,16 +129,6 @@ pub fn send_buffer(fd: BorrowedFd<'_>) -> io::Result<(usize, usize)> {
     Ok((info[libc::SK_MEMINFO_SNDBUF as usize] as usize, info[libc::SK_MEMINFO_WMEM_QUEUED as usize] as usize))
 }
 
-/// `SO_SNDBUF` as the kernel reports it (already doubled).
-pub fn sndbuf(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    Ok(net::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize)
-}
-
-/// `SO_RCVBUF` as the kernel reports it.
-pub fn rcvbuf(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    Ok(net::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize)
-}
-
 /// `SO_LINGER` with a zero timeout: closing the socket then sends RST
 /// instead of FIN and drops whatever is queued.
 pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -231,8 +221,8 @@ mod tests {
         let (a, _b) = pair();
         let (size, queued) = send_buffer(a.as_fd()).unwrap();
         assert!(size > 0 && queued < size, "{size} {queued}");
-        assert_eq!(size, sndbuf(a.as_fd()).unwrap());
-        assert!(rcvbuf(a.as_fd()).unwrap() > 0);
+        assert_eq!(size, net::sndbuf(a.as_fd()).unwrap());
+        assert!(net::rcvbuf(a.as_fd()).unwrap() > 0);
         assert_eq!(outq(a.as_fd()).unwrap(), 0);
         set_nodelay(a.as_fd()).unwrap();
     }
