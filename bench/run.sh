@@ -2,7 +2,7 @@
 # One benchmark run: our library against Debian's pasta/passt, slirp4netns
 # and a veth pair, side by side, on namespaces this script creates.
 #
-#   sudo bench/run.sh [--quick] [--profile] [--out FILE]
+#   bash bench/run.sh [--quick] [--profile] [--out FILE]
 #
 # Paths measured (the "guest" is always a network namespace):
 #   ours       passt-standalone --netns (tap in the namespace, as pasta)
@@ -47,6 +47,7 @@ set -uo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 TOP="$(dirname "$HERE")"
+source "$TOP/scripts/as-root.sh"
 QUICK=0
 PROFILE=0
 OUT=""
@@ -74,9 +75,8 @@ TESTS=${TESTS:-tcp udp rr crr frames}
 NICE=${NICE:-5}
 
 fail() { echo "run.sh: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || fail "needs root (namespaces, tap devices)"
 for t in ip iperf3 jq python3 pasta passt slirp4netns valgrind make cc; do
-    command -v $t >/dev/null || fail "$t not found (sudo bash scripts/install-deps.sh)"
+    command -v $t >/dev/null || fail "$t not found (bash scripts/install-deps.sh)"
 done
 
 # ---- Build ---------------------------------------------------------------

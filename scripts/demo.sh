@@ -5,8 +5,10 @@
 # addresses by DHCP, SLAAC and DHCPv6, pings the gateway, downloads a file
 # from a server on the host side and checks it, does UDP, and the host
 # reaches a service in the guest through the forwarded port 8080.
-# Everything is removed afterwards. Run as root on Debian 12.
+# Everything is removed afterwards. Needs root on Debian 12 (asks sudo for
+# it when run as someone else).
 set -euo pipefail
+source "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 KIT=${KIT:-$ROOT/../shared/guest}

@@ -3,8 +3,9 @@
 # QEMU, a kernel image and busybox for the test guest, iproute2 for
 # namespaces, the peers we compare with (passt/pasta, slirp4netns), iperf3,
 # socat, tcpdump, the C toolchain, valgrind and jq (benchmark). Idempotent;
-# run as root.
+# needs root (asks sudo for it when run as someone else).
 set -euo pipefail
+source "$(dirname "$0")/as-root.sh"
 
 PACKAGES=(
     qemu-system-x86 linux-image-amd64 busybox-static cpio gzip kmod

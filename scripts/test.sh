@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: unit tests, real-socket tests, namespace
 # tests (tap devices in namespaces the tests create), the C programs and
-# header checks, and end-to-end tests with a QEMU guest. Run as root.
+# header checks, and end-to-end tests with a QEMU guest. Needs root (asks
+# sudo for it when run as someone else).
 set -euo pipefail
+source "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
