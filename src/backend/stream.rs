@@ -8,7 +8,7 @@
 //! stream is guesswork. Writes send the queued frames, prefixes included,
 //! in one `write`, and keep the position of a partial write.
 
-use super::{would_block, Flush};
+use super::{would_block, Flush, READ_BATCH_FRAMES};
 use crate::sys;
 use crate::tx::{TxQueue, MAX_FRAME};
 use crate::wire::ethernet;
@@ -18,6 +18,11 @@ use std::path::PathBuf;
 
 /// Read buffer size: room for several maximum-size frames per read.
 const READ_BUF: usize = 4 * (4 + MAX_FRAME);
+
+/// Reads per call at most: 32 frames of 64 KiB, or as many small ones as
+/// [`READ_BATCH_FRAMES`] allows (one read of 1,500-byte frames already
+/// holds more).
+const READS_PER_CALL: usize = 8;
 
 /// Frames of the guest's size that the connection's send buffer should
 /// hold. The default buffer (208 KiB) holds three 64 KiB frames: at a large
@@ -101,14 +106,18 @@ impl Conn {
         Conn { fd, buf: Vec::new(), filled: 0 }
     }
 
-    /// Reads what is available (up to a few buffers' worth, so that one
-    /// busy guest cannot starve the host side) and calls `on_frame` for each
-    /// complete frame.
+    /// Reads what is available (up to [`READS_PER_CALL`] buffers or
+    /// [`READ_BATCH_FRAMES`] frames, so that one busy guest cannot starve
+    /// the host side) and calls `on_frame` for each complete frame.
     pub fn read_frames(&mut self, mut on_frame: impl FnMut(&[u8])) -> ReadOutcome {
         if self.buf.is_empty() {
             self.buf = vec![0; READ_BUF];
         }
-        for _ in 0..8 {
+        let mut frames = 0;
+        for _ in 0..READS_PER_CALL {
+            if frames >= READ_BATCH_FRAMES {
+                break;
+            }
             match sys::read(self.fd.as_fd(), &mut self.buf[self.filled..]) {
                 Ok(0) => return ReadOutcome::Closed,
                 Ok(n) => self.filled += n,
@@ -129,6 +138,7 @@ impl Conn {
                     break;
                 }
                 on_frame(&self.buf[at + 4..at + 4 + len]);
+                frames += 1;
                 at += 4 + len;
             }
             // Keep the incomplete tail at the front for the next read.
@@ -170,5 +180,49 @@ mod tests {
         assert_eq!(sys::net::sndbuf(large.fd.as_fd()).unwrap(), 2 * (16 * (4 + 14 + 65520)).min(wmem_max).max(default / 2));
         let small = Conn::new(b, 1500);
         assert_eq!(sys::net::sndbuf(small.fd.as_fd()).unwrap(), default);
+    }
+
+    #[test]
+    fn a_call_reads_a_bounded_batch_of_small_frames_and_the_next_call_the_rest() {
+        use std::io::Write;
+        const FRAME: usize = 1500;
+        let (guest, ours) = UnixStream::pair().unwrap();
+        // Queue what the socket takes of 1,000 frames written at once (a
+        // 1 MiB send buffer asked; wmem_max may grant less, still more than
+        // one read holds).
+        let _ = sys::net::setsockopt_int(guest.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 1 << 20);
+        guest.set_nonblocking(true).unwrap();
+        let mut all = Vec::new();
+        for _ in 0..1000 {
+            all.extend_from_slice(&(FRAME as u32).to_be_bytes());
+            all.extend_from_slice(&[0xab; FRAME]);
+        }
+        let mut written = 0;
+        while written < all.len() {
+            match (&guest).write(&all[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        // A frame cut at the end stays as a tail: only whole ones count.
+        let queued = written / (4 + FRAME);
+        let per_read = READ_BUF / (4 + FRAME);
+        assert!(queued > per_read + 10, "only {queued} frames fit in the socket");
+        ours.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(OwnedFd::from(ours), FRAME as u32);
+        let mut first = 0;
+        assert!(matches!(conn.read_frames(|_| first += 1), ReadOutcome::Open));
+        assert!(
+            (READ_BATCH_FRAMES..=per_read).contains(&first),
+            "{first} frames in one call ({queued} queued, {per_read} per read)"
+        );
+        let mut rest = 0;
+        while first + rest < queued {
+            let before = rest;
+            assert!(matches!(conn.read_frames(|_| rest += 1), ReadOutcome::Open));
+            assert!(rest > before, "a call found nothing with {} frames left", queued - first - before);
+        }
+        assert_eq!(first + rest, queued);
     }
 }

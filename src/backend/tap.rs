@@ -18,16 +18,13 @@
 //!   holding several datagrams of one flow (`GSO_UDP_L4`, when the kernel
 //!   has USO). The header goes out with the frame in one `writev`.
 
-use super::{would_block, Flush};
+use super::{would_block, Flush, READ_BATCH_FRAMES};
 use crate::sys;
 use crate::sys::tun::VNET_HDR_LEN;
 use crate::tx::{Offload, TxQueue, MAX_FRAME};
 use crate::wire::{ethernet, ipv4, ipv6};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, OwnedFd};
-
-/// Frames read per call before yielding to host sockets.
-const READ_BATCH: usize = 128;
 
 /// The largest frame the namespace may send with TSO: an IPv6 header and
 /// a 64 KiB payload (IPv4's total length stops below that).
@@ -69,7 +66,7 @@ impl Tap {
 
     /// Reads up to a batch of frames. `Err` only for a dead device.
     pub fn read_frames(&mut self, mut on_frame: impl FnMut(RxFrame<'_>)) -> io::Result<()> {
-        for _ in 0..READ_BATCH {
+        for _ in 0..READ_BATCH_FRAMES {
             match sys::read(self.fd.as_fd(), &mut self.buf) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "tap device gone")),
                 Ok(n) if self.vnet => {
