@@ -10,7 +10,7 @@
 //! * [`VethPair`]: a veth between two namespaces (or one and the test's
 //!   own), both ends up, optional addresses (IPv6 without DAD).
 //! * [`HostWithRouter`]: a "host" namespace whose default routes go through
-//!   a "router" namespace, as `/work/shared/guest/example-upstream-passt.sh`
+//!   a "router" namespace, as the guest kit's `example-upstream-passt.sh`
 //!   sets it up: host `veth0` 192.0.2.2/24 and 2001:db8::2/64, router
 //!   `veth1` 192.0.2.1 and 2001:db8::1.
 //!
