@@ -138,11 +138,24 @@ fn polling_saves_sleeps_under_round_trips_and_stops_when_idle() {
         eprintln!("skipped: needs root");
         return;
     }
-    let (sleeps_off, idle_off) = measure("bp-off", &["--busy-poll", "0"]);
-    let (sleeps_on, idle_on) = measure("bp-on", &[]);
-    eprintln!("sleeps per round trip: {sleeps_off:.2} without polling, {sleeps_on:.2} with; idle ticks {idle_off}, {idle_on}");
-    // Without polling every request and every reply is a wake-up.
-    assert!(sleeps_off > 0.5, "without polling: {sleeps_off:.2} sleeps per round trip");
+    // Without polling every request and every reply is a wake-up (1.4
+    // sleeps per round trip on an idle machine). On a saturated one (the
+    // other test thread moving hundreds of MiB, say) the daemon is often
+    // preempted while the peer answers and finds the next frame waiting
+    // instead of sleeping for it: 0.02-0.22 with two CPU hogs beside the
+    // test. So the pair is measured again, up to three times, until the
+    // baseline shows the wake-ups polling is meant to save.
+    let mut attempt = 0;
+    let (sleeps_off, idle_off, sleeps_on, idle_on) = loop {
+        attempt += 1;
+        let (sleeps_off, idle_off) = measure("bp-off", &["--busy-poll", "0"]);
+        let (sleeps_on, idle_on) = measure("bp-on", &[]);
+        eprintln!("sleeps per round trip: {sleeps_off:.2} without polling, {sleeps_on:.2} with; idle ticks {idle_off}, {idle_on}");
+        if sleeps_off > 0.5 || attempt == 3 {
+            break (sleeps_off, idle_off, sleeps_on, idle_on);
+        }
+    };
+    assert!(sleeps_off > 0.5, "without polling: {sleeps_off:.2} sleeps per round trip (the machine too busy to tell, three times)");
     // With it, most of them are caught while polling (a loaded machine
     // delays some past the window, hence the margin).
     assert!(sleeps_on < sleeps_off * 0.75, "with polling: {sleeps_on:.2} vs {sleeps_off:.2} sleeps per round trip");

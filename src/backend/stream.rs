@@ -3,11 +3,12 @@
 //! Reads fill a buffer with as much as the socket has, then split it into
 //! frames; a frame cut by the end of a read stays at the front of the
 //! buffer until the rest arrives. A call stops reading once it has
-//! [`READ_BATCH_FRAMES`] frames (see there why). A length below an Ethernet header or above
-//! the largest frame means the peer does not speak this framing (or is
-//! hostile): we log it and drop the connection, as resynchronising a byte
-//! stream is guesswork. Writes send the queued frames, prefixes included,
-//! in one `write`, and keep the position of a partial write.
+//! [`READ_BATCH_FRAMES`] frames (see there why). A length below an
+//! Ethernet header or above the largest frame means the peer does not
+//! speak this framing (or is hostile): we log it and drop the connection,
+//! as resynchronising a byte stream is guesswork. Writes send the queued
+//! frames, prefixes included, in one `write`, and keep the position of a
+//! partial write.
 
 use super::{would_block, Flush, READ_BATCH_FRAMES};
 use crate::sys;
