@@ -337,7 +337,16 @@ fn refused_is_immediate_and_resets_cross_both_ways() {
     for to in [format!("{GW4}:{closed}"), format!("[{GW6}]:{closed}")] {
         let to: SocketAddr = to.parse().unwrap();
         let t0 = Instant::now();
-        let e = s.guest_connect(to).unwrap_err();
+        let e = match s.guest_connect(to) {
+            Err(e) => e,
+            // Seen once in ~10 suite runs, not reproduced in 400 runs of
+            // this binary: say what the host namespace held at the time.
+            Ok(c) => panic!(
+                "{to}: connected from {:?} where nothing listens (port {closed} closed); host TCP sockets:\n{}",
+                c.local_addr(),
+                s.net.host.exec_ok("ss", &["-tane"])
+            ),
+        };
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{to}: {e}");
         assert!(t0.elapsed() < Duration::from_millis(500), "{to}: took {:?}", t0.elapsed());
     }
