@@ -308,6 +308,11 @@ impl TxQueue {
         self.queued_bytes += len;
     }
 
+    /// The length of the longest queued frame (0 if none).
+    pub fn largest_frame(&self) -> usize {
+        self.frames.iter().map(|&(_, len, _)| len).max().unwrap_or(0)
+    }
+
     /// The queued frames, oldest first (without prefixes), for the tap
     /// and in-process backends. A frame partly sent by the stream backend is
     /// never mixed with these (one backend per instance).
