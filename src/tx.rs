@@ -134,6 +134,9 @@ pub struct TxQueue {
     run_reserved: (usize, usize),
     /// Frames committed since the last [`TxQueue::take_new`] (for capture).
     unseen: usize,
+    /// The longest frame committed (or grown) since the last
+    /// [`TxQueue::take_largest`].
+    largest_new: usize,
     /// Bytes of the queued frames, prefixes excluded (so that the engine
     /// counts what a flush really delivered).
     queued_bytes: usize,
@@ -151,6 +154,7 @@ impl TxQueue {
             reserved: 0,
             run_reserved: (0, 0),
             unseen: 0,
+            largest_new: 0,
             queued_bytes: 0,
             offload: false,
             udp_gso: false,
@@ -185,6 +189,7 @@ impl TxQueue {
         if let Some(f) = self.frames.back_mut() {
             f.1 = new_len;
         }
+        self.largest_new = self.largest_new.max(new_len);
         self.buf[start..start + PREFIX].copy_from_slice(&(new_len as u32).to_be_bytes());
         Some(&mut self.buf[start + PREFIX..start + PREFIX + new_len])
     }
@@ -305,12 +310,14 @@ impl TxQueue {
         self.frames.push_back((start, len, offload));
         self.used += PREFIX + len;
         self.unseen += 1;
+        self.largest_new = self.largest_new.max(len);
         self.queued_bytes += len;
     }
 
-    /// The length of the longest queued frame (0 if none).
-    pub fn largest_frame(&self) -> usize {
-        self.frames.iter().map(|&(_, len, _)| len).max().unwrap_or(0)
+    /// The length of the longest frame queued since the last call (0 if
+    /// none was).
+    pub fn take_largest(&mut self) -> usize {
+        std::mem::take(&mut self.largest_new)
     }
 
     /// The queued frames, oldest first (without prefixes), for the tap

@@ -39,10 +39,11 @@ const READS_PER_CALL: usize = 8;
 /// floods host->guest lost more for it, see [`SendBuffer`]).
 const FRAMES_IN_SEND_BUFFER: usize = 16;
 
-/// Flushes of frames in a row without a large one after which the send
-/// buffer goes back to the default: a bulk transfer queues large frames at
-/// nearly every flush, and the small frames between them (acknowledgements,
-/// another connection's exchange) must not shrink the buffer under it.
+/// Flushes in a row with new frames, none of them large, after which the
+/// send buffer goes back to the default: a bulk transfer queues large
+/// frames at nearly every flush, and the small frames between them
+/// (acknowledgements, another connection's exchange) must not shrink the
+/// buffer under it.
 const SHRINK_AFTER_FLUSHES: u32 = 256;
 
 /// The send buffer for frames of `mtu`, or `None` if the default holds
@@ -68,7 +69,7 @@ struct SendBuffer {
     large_frame: usize,
     /// The large buffer is set.
     is_large: bool,
-    /// Flushes in a row that found no large frame queued.
+    /// Flushes in a row whose new frames were all small.
     quiet: u32,
 }
 
@@ -84,9 +85,13 @@ impl SendBuffer {
         }
     }
 
-    /// Before a flush whose largest queued frame is `largest` bytes.
+    /// Before a flush; `largest`: the longest frame queued since the
+    /// last one (0: none, which says nothing either way).
     fn fit(&mut self, fd: &OwnedFd, largest: usize) {
         let Some(large) = self.large else { return };
+        if largest == 0 {
+            return;
+        }
         if largest > self.large_frame {
             self.quiet = 0;
             if !self.is_large {
@@ -215,9 +220,7 @@ impl Conn {
 
     /// Writes queued frames; keeps a partial write's position.
     pub fn flush(&mut self, tx: &mut TxQueue) -> io::Result<Flush> {
-        if !tx.is_empty() {
-            self.sndbuf.fit(&self.fd, tx.largest_frame());
-        }
+        self.sndbuf.fit(&self.fd, tx.take_largest());
         while !tx.is_empty() {
             match sys::send(self.fd.as_fd(), tx.stream_bytes(), libc::MSG_DONTWAIT) {
                 Ok(n) => tx.consume_stream(n),
@@ -266,6 +269,11 @@ mod tests {
         assert_eq!(sndbuf(&conn), default);
         // One large frame among small ones: raised for it.
         flush_frames(&mut conn, &peer, &[60, 65534, 60]);
+        assert_eq!(sndbuf(&conn), large);
+        // Flushes with nothing new say nothing either way.
+        for _ in 0..2 * SHRINK_AFTER_FLUSHES {
+            assert!(matches!(conn.flush(&mut TxQueue::new(1 << 20)).unwrap(), Flush::Done));
+        }
         assert_eq!(sndbuf(&conn), large);
         // Small frames for a while: still large (a bulk transfer's gaps)...
         for _ in 1..SHRINK_AFTER_FLUSHES {
