@@ -379,6 +379,7 @@ impl TxQueue {
     pub fn clear(&mut self) {
         self.frames.clear();
         self.unseen = 0;
+        self.largest_new = 0;
         self.head_sent = 0;
         self.used = 0;
         self.queued_bytes = 0;
