@@ -742,6 +742,77 @@ fn broken_stream_framing_is_counted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Reads one length-prefixed frame from a stream connection.
+fn read_stream_frame(conn: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).unwrap();
+    let mut f = vec![0; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut f).unwrap();
+    f
+}
+
+#[test]
+fn a_burst_of_datagrams_over_the_stream_leaves_in_parts_and_all_arrive_in_order() {
+    need_root!();
+    let ns = TestNs::new("api-burst");
+    ns.run(|| {
+        const N: usize = 1000;
+        let server = UdpSocket::bind("127.0.0.1:0")?;
+        // Room for all of them: only the instance's pacing is under test.
+        let size: libc::c_int = 16 << 20;
+        // SAFETY: a valid socket and an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(server.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&size as *const libc::c_int).cast(), 4)
+        };
+        assert_eq!(r, 0, "SO_RCVBUFFORCE");
+        server.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let port = server.local_addr()?.port();
+        let dir = std::env::temp_dir().join(format!("passt-api-burst-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("passt.sock");
+        let mut p = Passt::new(&config(&[&format!("socket={}", path.display()), "address=10.0.2.15", "gateway=10.0.2.2", "ipv4-only"])).unwrap();
+        let mut conn = std::os::unix::net::UnixStream::connect(&path)?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let arp = arp_request(GW);
+        conn.write_all(&[(arp.len() as u32).to_be_bytes().as_slice(), &arp].concat())?;
+        let reply = pump(&mut p, || read_stream_frame(&mut conn));
+        assert!(is_arp_reply(&reply, GW));
+        let our_mac: [u8; 6] = reply[22..28].try_into().unwrap();
+        // All of them in one write: one read of ours takes them all.
+        let mut burst = Vec::new();
+        for i in 0..N {
+            let f = udp_frame(our_mac, (GUEST, 40000), (GW, port), format!("datagram {i:04}").as_bytes());
+            burst.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            burst.extend_from_slice(&f);
+        }
+        conn.write_all(&burst)?;
+        // The instance is driven only when its fd says so: frames it keeps
+        // for a later call must make the fd readable themselves.
+        let receiver = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            (0..N).all(|i| matches!(server.recv(&mut buf), Ok(n) if buf[..n] == *format!("datagram {i:04}").as_bytes()))
+        });
+        let (mut calls, mut quiet_ms) = (0, 0);
+        while !receiver.is_finished() && quiet_ms < 2000 {
+            if wait_readable(p.fd(), 100) {
+                p.process(monotonic_now()).expect("process");
+                calls += 1;
+                quiet_ms = 0;
+            } else {
+                quiet_ms += 100;
+            }
+        }
+        assert!(receiver.join().unwrap(), "all {N} datagrams, in order, without a stall ({calls} calls)");
+        // At most 32 datagrams leave per call (the engine's UDP_BURST).
+        assert!(calls >= N / 32, "{N} datagrams in {calls} calls");
+        assert_eq!(p.stats().counters.drops.iter().sum::<u64>(), 0);
+        drop(p);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    })
+    .unwrap();
+}
+
 /// A DHCPv6 REQUEST for an address (IA_NA) to our server (DUID-LL of
 /// `our_mac`), from the guest's link-local address, checksummed.
 fn dhcpv6_request(our_mac: [u8; 6]) -> Vec<u8> {

@@ -164,7 +164,8 @@ pub enum ReadOutcome {
 pub struct Conn {
     pub fd: OwnedFd,
     buf: Vec<u8>,
-    /// Bytes of `buf` holding data not yet parsed.
+    /// `buf[start..filled]` holds the data not yet taken as frames.
+    start: usize,
     filled: usize,
     sndbuf: SendBuffer,
 }
@@ -173,49 +174,69 @@ impl Conn {
     /// A connection carrying frames of up to `mtu` bytes of IP.
     pub fn new(fd: OwnedFd, mtu: u32) -> Conn {
         let sndbuf = SendBuffer::new(&fd, mtu);
-        Conn { fd, buf: Vec::new(), filled: 0, sndbuf }
+        Conn { fd, buf: Vec::new(), start: 0, filled: 0, sndbuf }
     }
 
     /// Reads what is available (up to `READS_PER_CALL` buffers or
     /// [`READ_BATCH_FRAMES`] frames, so that one busy guest cannot starve
-    /// the host side) and calls `on_frame` for each complete frame.
-    pub fn read_frames(&mut self, mut on_frame: impl FnMut(&[u8])) -> ReadOutcome {
+    /// the host side) and calls `on_frame` for each complete frame, those
+    /// left by the previous call first. `on_frame` returns `false` to end
+    /// the call before the next frame (the host side has had a burst); what
+    /// is not taken stays buffered, see [`Conn::has_frame`].
+    pub fn read_frames(&mut self, mut on_frame: impl FnMut(&[u8]) -> bool) -> ReadOutcome {
         if self.buf.is_empty() {
             self.buf = vec![0; READ_BUF];
         }
-        let mut frames = 0;
-        for _ in 0..READS_PER_CALL {
-            if frames >= READ_BATCH_FRAMES {
-                break;
+        let (mut frames, mut reads) = (0, 0);
+        loop {
+            while let Some(len) = self.next_len() {
+                if !(ethernet::HEADER_LEN..=MAX_FRAME).contains(&len) {
+                    log::warn!("guest sent a frame length of {len}: not this framing, closing the connection");
+                    return ReadOutcome::BadFraming;
+                }
+                let at = self.start;
+                if self.filled - at < 4 + len {
+                    break;
+                }
+                self.start = at + 4 + len;
+                frames += 1;
+                if !on_frame(&self.buf[at + 4..at + 4 + len]) {
+                    return ReadOutcome::Open;
+                }
             }
+            if reads == READS_PER_CALL || frames >= READ_BATCH_FRAMES {
+                return ReadOutcome::Open;
+            }
+            // Keep the incomplete tail at the front for the next read.
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
             match sys::read(self.fd.as_fd(), &mut self.buf[self.filled..]) {
                 Ok(0) => return ReadOutcome::Closed,
-                Ok(n) => self.filled += n,
-                Err(e) if would_block(&e) => break,
+                Ok(n) => {
+                    self.filled += n;
+                    reads += 1;
+                }
+                Err(e) if would_block(&e) => return ReadOutcome::Open,
                 Err(e) => {
                     log::info!("guest connection error: {e}");
                     return ReadOutcome::Closed;
                 }
             }
-            let mut at = 0;
-            while self.filled - at >= 4 {
-                let len = u32::from_be_bytes([self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]]) as usize;
-                if !(ethernet::HEADER_LEN..=MAX_FRAME).contains(&len) {
-                    log::warn!("guest sent a frame length of {len}: not this framing, closing the connection");
-                    return ReadOutcome::BadFraming;
-                }
-                if self.filled - at < 4 + len {
-                    break;
-                }
-                on_frame(&self.buf[at + 4..at + 4 + len]);
-                frames += 1;
-                at += 4 + len;
-            }
-            // Keep the incomplete tail at the front for the next read.
-            self.buf.copy_within(at..self.filled, 0);
-            self.filled -= at;
         }
-        ReadOutcome::Open
+    }
+
+    /// The length field of the next buffered frame, if its prefix is there.
+    fn next_len(&self) -> Option<usize> {
+        let prefix = self.buf.get(self.start..self.start + 4).filter(|_| self.filled - self.start >= 4)?;
+        Some(u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize)
+    }
+
+    /// Whether a whole frame is buffered, left by a call that ended early:
+    /// the socket may stay quiet, so the caller must see to it that
+    /// [`Conn::read_frames`] is called again.
+    pub fn has_frame(&self) -> bool {
+        self.next_len().is_some_and(|len| self.filled - self.start >= 4 + len)
     }
 
     /// Writes queued frames; keeps a partial write's position.
@@ -297,6 +318,44 @@ mod tests {
     }
 
     #[test]
+    fn a_call_ended_early_leaves_the_rest_buffered_for_the_next_one_in_order() {
+        use std::io::Write;
+        let (mut guest, ours) = UnixStream::pair().unwrap();
+        let mut all = Vec::new();
+        for i in 0..10u8 {
+            all.extend_from_slice(&60u32.to_be_bytes());
+            all.extend_from_slice(&[i; 60]);
+        }
+        guest.write_all(&all).unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(OwnedFd::from(ours), 1500);
+        let mut seen = Vec::new();
+        assert!(matches!(
+            conn.read_frames(|f| {
+                seen.push(f[0]);
+                seen.len() < 3
+            }),
+            ReadOutcome::Open
+        ));
+        assert_eq!(seen, [0, 1, 2]);
+        assert!(conn.has_frame(), "seven whole frames left in the buffer");
+        // The socket is empty now: the rest comes from the buffer.
+        assert!(matches!(
+            conn.read_frames(|f| {
+                seen.push(f[0]);
+                true
+            }),
+            ReadOutcome::Open
+        ));
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+        assert!(!conn.has_frame());
+        // A partial frame is not a frame.
+        guest.write_all(&[0, 0, 0, 60, 1, 2]).unwrap();
+        assert!(matches!(conn.read_frames(|_| panic!("no whole frame")), ReadOutcome::Open));
+        assert!(!conn.has_frame());
+    }
+
+    #[test]
     fn a_call_reads_a_bounded_batch_of_small_frames_and_the_next_call_the_rest() {
         use std::io::Write;
         const FRAME: usize = 1500;
@@ -326,7 +385,10 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         let mut conn = Conn::new(OwnedFd::from(ours), FRAME as u32);
         let mut first = 0;
-        assert!(matches!(conn.read_frames(|_| first += 1), ReadOutcome::Open));
+        assert!(matches!(conn.read_frames(|_| {
+            first += 1;
+            true
+        }), ReadOutcome::Open));
         assert!(
             (READ_BATCH_FRAMES..=per_read).contains(&first),
             "{first} frames in one call ({queued} queued, {per_read} per read)"
@@ -334,7 +396,10 @@ mod tests {
         let mut rest = 0;
         while first + rest < queued {
             let before = rest;
-            assert!(matches!(conn.read_frames(|_| rest += 1), ReadOutcome::Open));
+            assert!(matches!(conn.read_frames(|_| {
+                rest += 1;
+                true
+            }), ReadOutcome::Open));
             assert!(rest > before, "a call found nothing with {} frames left", queued - first - before);
         }
         assert_eq!(first + rest, queued);

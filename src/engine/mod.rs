@@ -481,6 +481,9 @@ impl Instance {
                 Some(Kind::Wake) => {
                     self.wake.fd.clear();
                     self.flush_guest();
+                    if self.guest_has_frame() {
+                        self.read_guest();
+                    }
                 }
                 _ => {}
             }
@@ -583,7 +586,16 @@ impl Instance {
         let core = &mut self.core;
         let closed = match &mut self.guest {
             Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) => {
-                match c.read_frames(|f| core.handle_frame(f)) {
+                let outcome = c.read_frames(|f| {
+                    core.handle_frame(f);
+                    !core.host_burst_done()
+                });
+                if c.has_frame() {
+                    // Ended early with frames left: come back for them even
+                    // if the socket stays quiet.
+                    self.wake.fd.signal();
+                }
+                match outcome {
                     ReadOutcome::Open => false,
                     ReadOutcome::Closed => true,
                     ReadOutcome::BadFraming => {
@@ -605,6 +617,12 @@ impl Instance {
         if closed {
             self.guest_gone();
         }
+    }
+
+    /// Whether the stream backend holds a whole frame left by a batch that
+    /// ended early.
+    fn guest_has_frame(&self) -> bool {
+        matches!(&self.guest, Guest::Socket { conn: Some(c), .. } | Guest::Fd(Some(c)) if c.has_frame())
     }
 
     /// The guest disconnected: forget it, close its flows, and wait for the

@@ -378,6 +378,11 @@ impl Udp {
         self.freebind = on;
     }
 
+    /// Guest datagrams queued for host sockets, sent at the next `flush`.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     pub fn stats(&self) -> &UdpStats {
         &self.stats
     }
