@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::is_root;
+use common::{is_root, recv_stream_frame};
 use common::netns::TestNs;
 use passt::api::{monotonic_now, Event, Passt, Proto};
 use passt::stats::Drop;
@@ -742,15 +742,6 @@ fn broken_stream_framing_is_counted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Reads one length-prefixed frame from a stream connection.
-fn read_stream_frame(conn: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    conn.read_exact(&mut len).unwrap();
-    let mut f = vec![0; u32::from_be_bytes(len) as usize];
-    conn.read_exact(&mut f).unwrap();
-    f
-}
-
 #[test]
 fn a_burst_of_datagrams_over_the_stream_leaves_in_parts_and_all_arrive_in_order() {
     need_root!();
@@ -775,7 +766,7 @@ fn a_burst_of_datagrams_over_the_stream_leaves_in_parts_and_all_arrive_in_order(
         conn.set_read_timeout(Some(Duration::from_secs(5)))?;
         let arp = arp_request(GW);
         conn.write_all(&[(arp.len() as u32).to_be_bytes().as_slice(), &arp].concat())?;
-        let reply = pump(&mut p, || read_stream_frame(&mut conn));
+        let reply = pump(&mut p, || recv_stream_frame(&mut conn));
         assert!(is_arp_reply(&reply, GW));
         let our_mac: [u8; 6] = reply[22..28].try_into().unwrap();
         // All of them in one write: one read of ours takes them all.

@@ -11,6 +11,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 use common::driver::{fd_count, now, Driver};
+use common::recv_stream_frame;
 use passt::engine::Instance;
 use std::io::{IoSlice, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -107,14 +108,6 @@ fn send_frame(s: &mut UnixStream, f: &[u8]) {
     let _ = s.write_all(&b);
 }
 
-fn recv_frame(s: &mut UnixStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut f = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut f).unwrap();
-    f
-}
-
 #[test]
 fn stream_socket_serves_one_guest_then_the_next() {
     let _serial = serial();
@@ -138,7 +131,7 @@ fn stream_socket_serves_one_guest_then_the_next() {
         s.write_all(&b[..7]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         s.write_all(&b[7..]).unwrap();
-        check_arp_reply(&recv_frame(&mut s), [10, 0, 2, 2]);
+        check_arp_reply(&recv_stream_frame(&mut s), [10, 0, 2, 2]);
         let mut two = Vec::new();
         for t in [[10, 0, 2, 3], [10, 0, 2, 4]] {
             let r = arp_request(t);
@@ -146,8 +139,8 @@ fn stream_socket_serves_one_guest_then_the_next() {
             two.extend_from_slice(&r);
         }
         s.write_all(&two).unwrap();
-        check_arp_reply(&recv_frame(&mut s), [10, 0, 2, 3]);
-        check_arp_reply(&recv_frame(&mut s), [10, 0, 2, 4]);
+        check_arp_reply(&recv_stream_frame(&mut s), [10, 0, 2, 3]);
+        check_arp_reply(&recv_stream_frame(&mut s), [10, 0, 2, 4]);
         if round == 0 {
             // A second guest while the first is attached is refused.
             let mut other = UnixStream::connect(&path).unwrap();

@@ -87,3 +87,14 @@ pub fn run_limited(cmd: &mut std::process::Command, limit: std::time::Duration) 
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     wait_output(child, limit, &what)
 }
+
+/// Reads one frame from a QEMU stream connection (4-byte big-endian
+/// length, then the frame).
+pub fn recv_stream_frame(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut f = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut f).unwrap();
+    f
+}
