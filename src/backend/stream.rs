@@ -228,8 +228,8 @@ impl Conn {
 
     /// The length field of the next buffered frame, if its prefix is there.
     fn next_len(&self) -> Option<usize> {
-        let prefix = self.buf.get(self.start..self.start + 4).filter(|_| self.filled - self.start >= 4)?;
-        Some(u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize)
+        let prefix = self.buf[self.start..self.filled].first_chunk::<4>()?;
+        Some(u32::from_be_bytes(*prefix) as usize)
     }
 
     /// Whether a whole frame is buffered, left by a call that ended early:
