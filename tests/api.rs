@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{is_root, recv_stream_frame};
+use common::{is_root, recv_stream_frame, stream_record};
 use common::netns::TestNs;
 use passt::api::{monotonic_now, Event, Passt, Proto};
 use passt::stats::Drop;
@@ -750,12 +750,7 @@ fn a_burst_of_datagrams_over_the_stream_leaves_in_parts_and_all_arrive_in_order(
         const N: usize = 1000;
         let server = UdpSocket::bind("127.0.0.1:0")?;
         // Room for all of them: only the instance's pacing is under test.
-        let size: libc::c_int = 16 << 20;
-        // SAFETY: a valid socket and an int option of the right size.
-        let r = unsafe {
-            libc::setsockopt(server.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&size as *const libc::c_int).cast(), 4)
-        };
-        assert_eq!(r, 0, "SO_RCVBUFFORCE");
+        passt::sys::net::setsockopt_int(server.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20)?;
         server.set_read_timeout(Some(Duration::from_secs(10)))?;
         let port = server.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("passt-api-burst-{}", std::process::id()));
@@ -764,17 +759,14 @@ fn a_burst_of_datagrams_over_the_stream_leaves_in_parts_and_all_arrive_in_order(
         let mut p = Passt::new(&config(&[&format!("socket={}", path.display()), "address=10.0.2.15", "gateway=10.0.2.2", "ipv4-only"])).unwrap();
         let mut conn = std::os::unix::net::UnixStream::connect(&path)?;
         conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let arp = arp_request(GW);
-        conn.write_all(&[(arp.len() as u32).to_be_bytes().as_slice(), &arp].concat())?;
+        conn.write_all(&stream_record(&arp_request(GW)))?;
         let reply = pump(&mut p, || recv_stream_frame(&mut conn));
         assert!(is_arp_reply(&reply, GW));
         let our_mac: [u8; 6] = reply[22..28].try_into().unwrap();
         // All of them in one write: one read of ours takes them all.
         let mut burst = Vec::new();
         for i in 0..N {
-            let f = udp_frame(our_mac, (GUEST, 40000), (GW, port), format!("datagram {i:04}").as_bytes());
-            burst.extend_from_slice(&(f.len() as u32).to_be_bytes());
-            burst.extend_from_slice(&f);
+            burst.extend(stream_record(&udp_frame(our_mac, (GUEST, 40000), (GW, port), format!("datagram {i:04}").as_bytes())));
         }
         conn.write_all(&burst)?;
         // The instance is driven only when its fd says so: frames it keeps

@@ -11,7 +11,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 use common::driver::{fd_count, now, Driver};
-use common::recv_stream_frame;
+use common::{recv_stream_frame, stream_record};
 use passt::engine::Instance;
 use std::io::{IoSlice, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -102,10 +102,8 @@ fn frames_backpressure_keeps_frames_until_taken() {
 }
 
 fn send_frame(s: &mut UnixStream, f: &[u8]) {
-    let mut b = (f.len() as u32).to_be_bytes().to_vec();
-    b.extend_from_slice(f);
     // The peer may have closed already (a refused guest): not an error here.
-    let _ = s.write_all(&b);
+    let _ = s.write_all(&stream_record(f));
 }
 
 #[test]
@@ -125,19 +123,12 @@ fn stream_socket_serves_one_guest_then_the_next() {
         let mut s = UnixStream::connect(&path).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         // A frame split across writes, then two frames in one write.
-        let req = arp_request([10, 0, 2, 2]);
-        let mut b = (req.len() as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(&req);
+        let b = stream_record(&arp_request([10, 0, 2, 2]));
         s.write_all(&b[..7]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         s.write_all(&b[7..]).unwrap();
         check_arp_reply(&recv_stream_frame(&mut s), [10, 0, 2, 2]);
-        let mut two = Vec::new();
-        for t in [[10, 0, 2, 3], [10, 0, 2, 4]] {
-            let r = arp_request(t);
-            two.extend_from_slice(&(r.len() as u32).to_be_bytes());
-            two.extend_from_slice(&r);
-        }
+        let two = [stream_record(&arp_request([10, 0, 2, 3])), stream_record(&arp_request([10, 0, 2, 4]))].concat();
         s.write_all(&two).unwrap();
         check_arp_reply(&recv_stream_frame(&mut s), [10, 0, 2, 3]);
         check_arp_reply(&recv_stream_frame(&mut s), [10, 0, 2, 4]);

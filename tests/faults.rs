@@ -11,6 +11,7 @@ mod frames;
 mod rig;
 
 use common::netns::TestNs;
+use common::{recv_stream_frame, stream_record};
 use frames::*;
 use passt::engine::Instance;
 use std::io::{ErrorKind, IoSlice, Read, Write};
@@ -341,18 +342,8 @@ fn a_guest_that_stops_reading_loses_nothing() {
     .unwrap();
 }
 
-fn read_frame(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut f = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut f).unwrap();
-    f
-}
-
 fn write_frame(s: &mut std::os::unix::net::UnixStream, f: &[u8]) {
-    let mut b = (f.len() as u32).to_be_bytes().to_vec();
-    b.extend_from_slice(f);
-    s.write_all(&b).unwrap();
+    s.write_all(&stream_record(f)).unwrap();
 }
 
 fn byte_at(off: usize) -> u8 {
@@ -374,7 +365,7 @@ fn stalled_guest() {
     let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
     write_frame(&mut s, &syn(g, gw, 40000, port));
     let sa = loop {
-        if let Some(o) = parse_out(&read_frame(&mut s)) {
+        if let Some(o) = parse_out(&recv_stream_frame(&mut s)) {
             if o.proto == P_TCP && o.dport == 40000 {
                 break o;
             }
@@ -406,7 +397,7 @@ fn stalled_guest() {
     let t0 = Instant::now();
     while !fin {
         assert!(t0.elapsed() < Duration::from_secs(30), "stuck at {got} bytes");
-        let Some(o) = parse_out(&read_frame(&mut s)) else { continue };
+        let Some(o) = parse_out(&recv_stream_frame(&mut s)) else { continue };
         if o.proto != P_TCP || o.dport != 40000 {
             continue;
         }
@@ -484,7 +475,7 @@ fn the_daemon_out_of_fds_under_prlimit() {
     }
     let (mut syn_acks, mut resets) = (0, 0);
     while syn_acks + resets < 60 {
-        let Some(o) = parse_out(&read_frame(&mut s)) else { continue };
+        let Some(o) = parse_out(&recv_stream_frame(&mut s)) else { continue };
         if o.proto == P_TCP && (30000..30060).contains(&o.dport) {
             if o.flags & 0x04 != 0 {
                 resets += 1;
@@ -508,7 +499,7 @@ fn the_daemon_out_of_fds_under_prlimit() {
     assert!(out.status.success(), "prlimit --pid: {}", String::from_utf8_lossy(&out.stderr));
     write_frame(&mut s, &syn(g, gw, 31000, port));
     let o = loop {
-        if let Some(o) = parse_out(&read_frame(&mut s)) {
+        if let Some(o) = parse_out(&recv_stream_frame(&mut s)) {
             if o.proto == P_TCP && o.dport == 31000 {
                 break o;
             }

@@ -17,6 +17,7 @@ mod common;
 mod frames;
 
 use common::netns::TestNs;
+use common::stream_record;
 use frames::*;
 use passt::engine::Instance;
 use passt::stats::Drop;
@@ -643,16 +644,10 @@ fn stream_framing_from_a_hostile_peer() {
     .unwrap();
 }
 
-fn framed(f: &[u8]) -> Vec<u8> {
-    let mut b = (f.len() as u32).to_be_bytes().to_vec();
-    b.extend_from_slice(f);
-    b
-}
-
 /// Connects, asks for the gateway's MAC, checks the reply.
 fn arp_works(path: &std::path::Path) -> std::os::unix::net::UnixStream {
     let mut s = connect(path);
-    s.write_all(&framed(&arp_request(G4, GW4))).unwrap();
+    s.write_all(&stream_record(&arp_request(G4, GW4))).unwrap();
     let reply = recv_framed(&mut s).expect("an ARP reply");
     assert_eq!(&reply[12..14], &[0x08, 0x06]);
     assert_eq!(&reply[20..22], &[0, 2], "an ARP reply");
@@ -735,10 +730,10 @@ fn stream_framing() {
     let mut s = arp_works(&path);
     let mut big = eth(OUR_MAC, 0x88b5, &[0xaa; 65535]);
     big.truncate(max_frame as usize);
-    s.write_all(&framed(&big)).unwrap();
-    s.write_all(&framed(&arp_request(G4, GW4))).unwrap();
+    s.write_all(&stream_record(&big)).unwrap();
+    s.write_all(&stream_record(&arp_request(G4, GW4))).unwrap();
     assert!(recv_framed(&mut s).is_some(), "still served after a largest frame");
-    let f = framed(&arp_request(G4, GW4));
+    let f = stream_record(&arp_request(G4, GW4));
     s.write_all(&f[..f.len() - 7]).unwrap();
     drop(s);
     let mut s = arp_works(&path);
@@ -775,7 +770,7 @@ fn stream_framing() {
     while sent < 50_000 {
         let f = st.next();
         if (14..=max_frame as usize).contains(&f.len()) {
-            s.write_all(&framed(&f)).unwrap();
+            s.write_all(&stream_record(&f)).unwrap();
             sent += 1;
         }
     }

@@ -88,6 +88,14 @@ pub fn run_limited(cmd: &mut std::process::Command, limit: std::time::Duration) 
     wait_output(child, limit, &what)
 }
 
+/// `frame` as a QEMU stream connection carries it: its length (4 bytes,
+/// big-endian), then the frame.
+pub fn stream_record(frame: &[u8]) -> Vec<u8> {
+    let mut b = (frame.len() as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(frame);
+    b
+}
+
 /// Reads one frame from a QEMU stream connection (4-byte big-endian
 /// length, then the frame).
 pub fn recv_stream_frame(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
