@@ -444,7 +444,7 @@ fn flow_limit_refuses_with_rst() {
 }
 
 #[test]
-fn out_of_order_is_dropped_and_dup_acked() {
+fn out_of_order_data_is_held_dup_acked_and_written_once_the_gap_fills() {
     let (l, peer) = server4();
     let mut h = H::new();
     let mut g = G::connect(&mut h, &format!("{GUEST4}:40015"), &peer);
@@ -453,7 +453,10 @@ fn out_of_order_is_dropped_and_dup_acked() {
     let acks = h.take();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].ack, g.seq, "duplicate ACK of what we have");
-    // Three out-of-order segments in one batch: three duplicate ACKs.
+    assert!(acks[0].opts.sack.is_empty(), "no SACK blocks unless SACK was permitted");
+    assert!(h.tcp.held_bytes() > 5, "held");
+    // Three segments in one batch, after the gap and overlapping what is
+    // held: three duplicate ACKs, nothing held twice.
     for i in 0..3 {
         h.guest_no_flush(g.me, g.peer, g.seq + 5 + i, g.ack, ACK, g.wnd, Options::default(), b"x");
     }
@@ -461,10 +464,74 @@ fn out_of_order_is_dropped_and_dup_acked() {
     let acks = h.take();
     assert_eq!(acks.len(), 3);
     assert!(acks.iter().all(|a| a.ack == g.seq && a.window == acks[0].window));
+    // The gap filled: the held data follows it, and one ACK covers both.
     g.send(&mut h, ACK, b"first");
-    let mut b = [0u8; 5];
+    let f = h.wait_for(1000, |f| f.dst == g.me && f.payload.is_empty());
+    assert_eq!(f.ack, g.seq + 5);
+    assert_eq!(h.tcp.held_bytes(), 0);
+    let mut b = [0u8; 10];
     s.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"first");
+    assert_eq!(&b, b"firstlater");
+}
+
+#[test]
+fn sack_is_permitted_when_the_guest_offers_it_and_acks_report_the_held_blocks() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let me = sa(&format!("{GUEST4}:40030"));
+    // Without the offer, none in the SYN-ACK.
+    h.guest(me, sa(&peer), 1, 0, SYN, 65535, G::syn_options(), &[]);
+    assert!(!h.wait_for(2000, |f| f.dst == me).opts.sack_permitted);
+    let _s0 = accept(&l);
+    let opts = Options { sack_permitted: true, ..G::syn_options() };
+    let mut g = G::connect_with(&mut h, &format!("{GUEST4}:40031"), &peer, opts);
+    let mut s = accept(&l);
+    let base = g.seq;
+    // Segments at 100..200, 300..400 and 200..300: one run, then 500..600.
+    for off in [100u32, 300, 200, 500] {
+        h.guest(g.me, g.peer, base + off, g.ack, ACK, g.wnd, Options::default(), &pattern(100, off as u8));
+        let dup = h.wait_for(1000, |f| f.dst == g.me && f.payload.is_empty());
+        assert_eq!(dup.ack, base);
+        let want: &[(u32, u32)] = match off {
+            100 => &[(base + 100, base + 200)],
+            300 => &[(base + 300, base + 400), (base + 100, base + 200)],
+            200 => &[(base + 100, base + 400)],
+            _ => &[(base + 500, base + 600), (base + 100, base + 400)],
+        };
+        assert_eq!(dup.opts.sack.as_slice(), want, "after the segment at {off}");
+    }
+    // The first gap filled: up to the second gap is acknowledged, and the
+    // ACK still reports what lies beyond it.
+    g.send(&mut h, ACK, &pattern(100, 0));
+    let f = h.wait_for(1000, |f| f.dst == g.me && f.payload.is_empty());
+    assert_eq!(f.ack, base + 400);
+    assert_eq!(f.opts.sack.as_slice(), &[(base + 500, base + 600)]);
+    let mut got = vec![0u8; 400];
+    s.read_exact(&mut got).unwrap();
+    let want: Vec<u8> = [0u8, 100, 200, 44].iter().flat_map(|&seed| pattern(100, seed)).collect();
+    assert_eq!(got, want, "in order, each byte once");
+    // Closing the connection gives back what it held.
+    assert!(h.tcp.held_bytes() > 0);
+    h.guest(g.me, g.peer, base + 400, g.ack, RST, 0, Options::default(), &[]);
+    assert_eq!(h.tcp.len(), 1, "only the first connection is left");
+    assert_eq!(h.tcp.held_bytes(), 0);
+}
+
+#[test]
+fn a_fin_after_a_gap_is_held_with_its_data() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let mut g = G::connect(&mut h, &format!("{GUEST4}:40032"), &peer);
+    let mut s = accept(&l);
+    h.guest(g.me, g.peer, g.seq + 4, g.ack, ACK | FIN, g.wnd, Options::default(), b"tail");
+    let dup = h.wait_for(1000, |f| f.dst == g.me && f.payload.is_empty());
+    assert_eq!(dup.ack, g.seq);
+    g.send(&mut h, ACK, b"head");
+    let f = h.wait_for(1000, |f| f.dst == g.me && f.payload.is_empty() && f.ack != dup.ack);
+    assert_eq!(f.ack, g.seq + 5, "data and FIN acknowledged");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"headtail", "then end of stream");
 }
 
 #[test]
@@ -574,9 +641,11 @@ fn inbound_with_port_mapping() {
     assert_eq!(syn.src, sa(&format!("{GW4}:{client_port}")), "loopback appears as the gateway");
     assert_eq!(syn.opts.mss, Some((MTU - 40) as u16));
     assert_eq!(syn.opts.window_scale, Some(7));
-    // The guest accepts.
+    assert!(syn.opts.sack_permitted, "SACK offered");
+    // The guest accepts (and permits SACK).
     let gseq = 0x7000_0000u32;
-    h.guest(syn.dst, syn.src, gseq, syn.seq + 1, SYN | ACK, 65535, G::syn_options(), &[]);
+    let opts = Options { sack_permitted: true, ..G::syn_options() };
+    h.guest(syn.dst, syn.src, gseq, syn.seq + 1, SYN | ACK, 65535, opts, &[]);
     // Our ACK comes with the data waiting already.
     let ack = h.wait_for(500, |f| f.dst == syn.dst);
     assert_eq!((ack.flags, ack.seq, ack.ack), (ACK | PSH, syn.seq + 1, gseq + 1));
@@ -590,6 +659,11 @@ fn inbound_with_port_mapping() {
     let mut b = [0u8; 4];
     c.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"pong");
+    // Data after a gap: the duplicate ACK reports it.
+    h.take();
+    h.guest(g.me, g.peer, g.seq + 1, g.ack, ACK, g.wnd, Options::default(), b"x");
+    let dup = h.wait_for(1000, |f| f.dst == g.me && f.payload.is_empty());
+    assert_eq!(dup.opts.sack.as_slice(), &[(g.seq + 1, g.seq + 2)]);
 }
 
 #[test]

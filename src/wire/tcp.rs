@@ -1,5 +1,6 @@
 //! TCP headers and options (RFC 9293 section 3.1; options: MSS RFC 9293
-//! 3.2, window scale and timestamps RFC 7323, SACK-permitted RFC 2018).
+//! 3.2, window scale and timestamps RFC 7323, SACK-permitted and SACK
+//! blocks RFC 2018).
 //!
 //! What it answers: a checked view of a guest's segment (ports, sequence
 //! numbers, flags, window, options, payload), the meaning of the options we
@@ -9,7 +10,7 @@
 //!
 //! What it leaves out: the checksum (verified by the engine, written by
 //! [`crate::tx::finish_ip`]), urgent data (the pointer is read, never
-//! acted on), SACK blocks (we never offer SACK), any state.
+//! acted on), any state.
 
 use super::{be16, be32, put16, put32, WireError};
 use std::fmt;
@@ -36,6 +37,7 @@ const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
 const OPT_WS: u8 = 3;
 const OPT_SACK_PERMITTED: u8 = 4;
+const OPT_SACK: u8 = 5;
 const OPT_TIMESTAMPS: u8 = 8;
 
 /// `a < b` in sequence space (RFC 9293 section 3.4).
@@ -172,6 +174,38 @@ pub struct Options {
     pub sack_permitted: bool,
     /// (TSval, TSecr).
     pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks (in ACKs, once SACK is permitted both ways).
+    pub sack: SackBlocks,
+}
+
+/// Most SACK blocks in one option (RFC 2018 section 3: four fill the 40
+/// bytes of options; we send no timestamps).
+pub const MAX_SACK_BLOCKS: usize = 4;
+
+/// The blocks of a SACK option: `[start, end)` ranges of sequence space,
+/// the first the one holding the most recently received segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SackBlocks {
+    len: u8,
+    blocks: [(u32, u32); MAX_SACK_BLOCKS],
+}
+
+impl SackBlocks {
+    /// Adds a block; `false` (and nothing added) when four are there.
+    pub fn push(&mut self, start: u32, end: u32) -> bool {
+        let Some(slot) = self.blocks.get_mut(usize::from(self.len)) else { return false };
+        *slot = (start, end);
+        self.len += 1;
+        true
+    }
+
+    pub fn as_slice(&self) -> &[(u32, u32)] {
+        &self.blocks[..usize::from(self.len)]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Options {
@@ -199,7 +233,13 @@ impl Options {
                 (OPT_WS, 1) => o.window_scale = Some(body[0].min(MAX_WINDOW_SCALE)),
                 (OPT_SACK_PERMITTED, 0) => o.sack_permitted = true,
                 (OPT_TIMESTAMPS, 8) => o.timestamps = Some((be32(body, 0), be32(body, 4))),
-                (OPT_MSS | OPT_WS | OPT_SACK_PERMITTED | OPT_TIMESTAMPS, _) => return Err(WireError::Malformed),
+                (OPT_SACK, n) if n > 0 && n % 8 == 0 => {
+                    // At most four fit in the 40 bytes of options.
+                    for b in body.chunks_exact(8) {
+                        o.sack.push(be32(b, 0), be32(b, 4));
+                    }
+                }
+                (OPT_MSS | OPT_WS | OPT_SACK_PERMITTED | OPT_TIMESTAMPS | OPT_SACK, _) => return Err(WireError::Malformed),
                 _ => {}
             }
             b = &b[len..];
@@ -221,6 +261,9 @@ impl Options {
             n += 12;
         } else if self.sack_permitted {
             n += 4;
+        }
+        if !self.sack.is_empty() {
+            n += 4 + 8 * self.sack.as_slice().len();
         }
         n
     }
@@ -254,6 +297,17 @@ impl Options {
                 at += 4;
             }
             (false, None) => {}
+        }
+        let sack = self.sack.as_slice();
+        if !sack.is_empty() {
+            let len = 2 + 8 * sack.len() as u8;
+            buf[at..at + 4].copy_from_slice(&[OPT_NOP, OPT_NOP, OPT_SACK, len]);
+            at += 4;
+            for &(start, end) in sack {
+                put32(buf, at, start);
+                put32(buf, at + 4, end);
+                at += 8;
+            }
         }
         at
     }
@@ -342,6 +396,26 @@ impl<'a> Repr<'a> {
 mod tests {
     use super::*;
 
+    fn sack(blocks: &[(u32, u32)]) -> SackBlocks {
+        let mut s = SackBlocks::default();
+        for &(a, b) in blocks {
+            assert!(s.push(a, b));
+        }
+        s
+    }
+
+    #[test]
+    fn sack_blocks_hold_four_and_a_sack_option_must_be_whole_blocks() {
+        let mut s = sack(&[(1, 2), (3, 4), (5, 6), (7, 8)]);
+        assert!(!s.push(9, 10), "a fifth block does not fit");
+        assert_eq!(s.as_slice(), &[(1, 2), (3, 4), (5, 6), (7, 8)]);
+        let o = Options::parse(&[OPT_NOP, OPT_NOP, OPT_SACK, 10, 0, 0, 0, 1, 0, 0, 0, 9]).unwrap();
+        assert_eq!(o.sack.as_slice(), &[(1, 9)]);
+        for bad in [&[OPT_SACK, 2][..], &[OPT_SACK, 9, 0, 0, 0, 1, 0, 0, 0], &[OPT_SACK, 11, 0, 0, 0, 1, 0, 0, 0, 9, 0]] {
+            assert_eq!(Options::parse(bad), Err(WireError::Malformed), "{bad:?}");
+        }
+    }
+
     /// A SYN from a Linux guest (captured): 40000 -> 80, MSS 1460,
     /// SACK-permitted, timestamps, window scale 7.
     const SYN_FIXTURE: [u8; 40] = [
@@ -365,7 +439,13 @@ mod tests {
         let o = s.options().unwrap();
         assert_eq!(
             o,
-            Options { mss: Some(1460), window_scale: Some(7), sack_permitted: true, timestamps: Some((0x0001_0203, 0)) }
+            Options {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some((0x0001_0203, 0)),
+                ..Default::default()
+            }
         );
         assert_eq!(s.to_string(), "TCP 40000 > 80 [S] seq 305419896 ack 0 win 64240 len 0");
     }
@@ -377,7 +457,15 @@ mod tests {
             Options { mss: Some(65480), window_scale: Some(8), ..Default::default() },
             Options { sack_permitted: true, ..Default::default() },
             Options { timestamps: Some((1, 2)), ..Default::default() },
-            Options { mss: Some(1), window_scale: Some(0), sack_permitted: true, timestamps: Some((u32::MAX, 7)) },
+            Options {
+                mss: Some(1),
+                window_scale: Some(0),
+                sack_permitted: true,
+                timestamps: Some((u32::MAX, 7)),
+                ..Default::default()
+            },
+            Options { sack: sack(&[(0xffff_fff0, 5)]), ..Default::default() },
+            Options { sack: sack(&[(9, 10), (1, 3), (u32::MAX - 1, 0), (100, 200)]), ..Default::default() },
         ];
         for (i, options) in cases.iter().enumerate() {
             let payload = b"hello, world";

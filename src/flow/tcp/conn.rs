@@ -4,6 +4,7 @@
 //! Everything here works on one [`Conn`] and the frame queue; what happens
 //! to the table entry afterwards is said by the returned [`Verdict`].
 
+use super::reorder::{Budget, Reorder};
 use super::rtt::Rtt;
 use super::{Verdict, FIN_TIMEOUT, GIVE_UP_STALLED, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_RETRIES, OUR_WINDOW_SCALE};
 use crate::flow::FlowCtx;
@@ -87,6 +88,10 @@ pub(super) struct Conn {
     /// Acknowledgment number and window field of our last pure ACK: a
     /// window update identical to it would count as a duplicate ACK.
     last_ack: (u32, u16),
+    /// Data that arrived after a gap.
+    reorder: Reorder,
+    /// Both sides permitted SACK: our ACKs say what `reorder` holds.
+    sack_ok: bool,
 
     // Host -> guest.
     /// Our initial sequence number.
@@ -197,6 +202,8 @@ impl Conn {
             want_out: false,
             space_cache: None,
             last_ack: (0, 0),
+            reorder: Reorder::default(),
+            sack_ok: false,
             isn,
             snd_una: isn,
             snd_nxt: isn,
@@ -263,6 +270,12 @@ impl Conn {
             State::Established if self.guest_fin && self.fin_sent => self.last_activity + FIN_TIMEOUT,
             State::Established => self.last_activity + IDLE_TIMEOUT,
         }
+    }
+
+    /// Returns what the connection holds out of order to the shared
+    /// budget (before it is dropped).
+    pub fn forget_held(&mut self, held: &mut Budget) {
+        self.reorder.clear(held);
     }
 
     /// Before a graceful close: consume what is left of the acknowledged
@@ -374,9 +387,15 @@ impl Conn {
         } else {
             self.advertise()
         };
+        // Only pure ACKs carry SACK blocks: data segments keep all of
+        // the MSS for data.
+        let opts = Options {
+            sack: if self.sack_ok { self.reorder.sack_blocks() } else { Default::default() },
+            ..Default::default()
+        };
         let copies = u8::from(self.ack_owed) + self.dupacks_owed.min(3);
         for _ in 0..copies {
-            if !self.send_flags(ctx, self.snd_nxt, ACK, field, &Options::default()) {
+            if !self.send_flags(ctx, self.snd_nxt, ACK, field, &opts) {
                 return false;
             }
             self.last_ack = (self.rcv_nxt, field);
@@ -406,10 +425,11 @@ impl Conn {
         }
     }
 
-    fn syn_options(&self, ctx: &FlowCtx, scale: bool) -> Options {
+    fn syn_options(&self, ctx: &FlowCtx, scale: bool, sack: bool) -> Options {
         Options {
             mss: Some(mss_for(ctx.net.mtu, self.v6()) as u16),
             window_scale: scale.then_some(OUR_WINDOW_SCALE),
+            sack_permitted: sack,
             ..Default::default()
         }
     }
@@ -428,6 +448,7 @@ impl Conn {
 
     fn take_peer_options(&mut self, ctx: &FlowCtx, opts: &Options) {
         let ours = mss_for(ctx.net.mtu, self.v6());
+        self.sack_ok = opts.sack_permitted;
         self.mss = opts.mss.map_or(default_mss(self.v6()), u32::from).clamp(64, ours);
         match opts.window_scale {
             Some(ws) => {
@@ -466,7 +487,7 @@ impl Conn {
     }
 
     fn send_syn_ack(&mut self, ctx: &mut FlowCtx) {
-        let opts = self.syn_options(ctx, self.our_ws != 0);
+        let opts = self.syn_options(ctx, self.our_ws != 0, self.sack_ok);
         let (space, _) = self.send_space();
         let window = space.min(65535) as u16;
         self.rcv_edge = seq_max(self.rcv_edge, self.rcv_nxt.wrapping_add(u32::from(window)));
@@ -477,7 +498,8 @@ impl Conn {
 
     /// Inbound: sends our SYN to the guest (first time or again).
     pub fn send_syn(&mut self, ctx: &mut FlowCtx) {
-        let opts = self.syn_options(ctx, true);
+        // SACK offered: it is used if the guest's SYN-ACK permits it too.
+        let opts = self.syn_options(ctx, true, true);
         let (space, _) = self.send_space();
         let window = space.min(65535) as u16;
         self.snd_nxt = self.isn.wrapping_add(1);
@@ -507,7 +529,7 @@ impl Conn {
     /// A segment from the guest for this connection.
     /// `stage`: the table's staging buffer, holding this connection's
     /// accepted but unwritten data (or nothing).
-    pub fn on_segment(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>, stage: &mut Vec<u8>) -> Verdict {
+    pub fn on_segment(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>, stage: &mut Vec<u8>, held: &mut Budget) -> Verdict {
         if seg.has(RST) {
             return self.on_rst(seg);
         }
@@ -526,7 +548,7 @@ impl Conn {
                 log::debug!("TCP {} -> {}: established", self.guest, self.peer);
                 self.establish(ctx.now);
                 self.guest_wnd = u32::from(seg.window()) << self.guest_ws;
-                self.on_data(seg, stage)
+                self.on_data(seg, stage, held)
             }
             State::SynSent => {
                 if !(seg.has(SYN) && seg.has(ACK)) || seg.ack() != self.isn.wrapping_add(1) {
@@ -560,7 +582,7 @@ impl Conn {
                 if seg.has(ACK) {
                     self.on_ack(ctx, seg);
                 }
-                self.on_data(seg, stage)
+                self.on_data(seg, stage, held)
             }
         }
     }
@@ -633,9 +655,10 @@ impl Conn {
     }
 
     /// Payload and FIN of a guest segment: written to the socket in
-    /// sequence only; the ACK (owed until the flush) covers what the
+    /// sequence; after a gap, held until the gap is filled (see
+    /// [`super::reorder`]). The ACK (owed until the flush) covers what the
     /// kernel took.
-    fn on_data(&mut self, seg: &Segment<'_>, stage: &mut Vec<u8>) -> Verdict {
+    fn on_data(&mut self, seg: &Segment<'_>, stage: &mut Vec<u8>, held: &mut Budget) -> Verdict {
         let mut data = seg.payload();
         let fin = seg.has(FIN);
         if data.is_empty() && !fin {
@@ -652,7 +675,7 @@ impl Conn {
         }
         // Staged bytes are accepted but not yet written to the socket.
         let expected = self.rcv_nxt.wrapping_add(stage.len() as u32);
-        let mut seq = seg.seq();
+        let seq = seg.seq();
         if seq_lt(seq, expected) {
             let old = expected.wrapping_sub(seq) as usize;
             if old > data.len() || (old == data.len() && !fin) {
@@ -660,17 +683,57 @@ impl Conn {
                 return Verdict::Keep;
             }
             data = &data[old..];
-            seq = expected;
-        }
-        if seq != expected {
-            // Out of order: dropped; a duplicate ACK per segment lets the
-            // guest retransmit fast. Loss is rare: the ACK after the hole
-            // is filled asks the socket afresh for its room, so the guest
-            // recovers with the whole window.
+        } else if seq != expected {
+            // After a gap: held if there is room, and a duplicate ACK per
+            // segment (with SACK blocks, if permitted) lets the guest
+            // retransmit the gap fast. The ACK after the gap is filled asks
+            // the socket afresh for its room, so the guest recovers with
+            // the whole window.
+            if !self.reorder.insert(held, expected, self.rcv_edge, seq, data, fin) {
+                log::trace!("TCP {} -> {}: out-of-order segment at {seq} not held", self.guest, self.peer);
+            }
             self.dupacks_owed = self.dupacks_owed.saturating_add(1);
             self.space_cache = None;
             return Verdict::Keep;
         }
+        let v = self.accept_in_order(data, fin, stage);
+        if v != Verdict::Keep || self.reorder.is_empty() {
+            return v;
+        }
+        self.accept_held(stage, held)
+    }
+
+    /// Held segments that the data accepted now reaches, in order, until
+    /// a gap; all are forgotten if the socket refuses some (the guest sends
+    /// them again) or the stream ended.
+    fn accept_held(&mut self, stage: &mut Vec<u8>, held: &mut Budget) -> Verdict {
+        loop {
+            let next = self.rcv_nxt.wrapping_add(stage.len() as u32);
+            if self.guest_fin {
+                self.reorder.clear(held);
+                return Verdict::Keep;
+            }
+            let Some(h) = self.reorder.pop_ready(held, next) else { return Verdict::Keep };
+            let old = next.wrapping_sub(h.seq) as usize;
+            if old > h.data.len() || (old == h.data.len() && !h.fin) {
+                continue; // wholly accepted already
+            }
+            let end = h.seq.wrapping_add(h.data.len() as u32 + u32::from(h.fin));
+            let v = self.accept_in_order(&h.data[old..], h.fin, stage);
+            if v != Verdict::Keep {
+                return v;
+            }
+            if self.rcv_nxt.wrapping_add(stage.len() as u32) != end {
+                self.reorder.clear(held);
+                return Verdict::Keep;
+            }
+        }
+    }
+
+    /// Data (and FIN) that starts right where the accepted data ends:
+    /// written to the socket, or staged. What the socket refuses is not
+    /// acknowledged (the guest sends it again).
+    fn accept_in_order(&mut self, data: &[u8], fin: bool, stage: &mut Vec<u8>) -> Verdict {
         if !data.is_empty() {
             self.ack_owed = true;
             if data.len() >= STAGE_DIRECT_MIN {

@@ -14,8 +14,10 @@
 //!   socket's send buffer (`SO_MEMINFO`: size minus queued), so a guest
 //!   that respects our window never sends what the socket would refuse.
 //!   When that room is small we re-arm EPOLLOUT and send a window update
-//!   when it drains. Out-of-order segments are dropped and answered with
-//!   duplicate ACKs. ACKs are coalesced: one per connection per batch of
+//!   when it drains. Segments after a gap are held (bounded, see
+//!   [`reorder`]) and answered with duplicate ACKs that carry SACK blocks
+//!   if the guest permitted SACK; they follow the gap into the socket once
+//!   it is filled. ACKs are coalesced: one per connection per batch of
 //!   guest frames ([`Tcp::flush`]). A guest FIN, once all data before it
 //!   is written, becomes `shutdown(SHUT_WR)`.
 //! * **Host -> guest.** Data is peeked (`MSG_PEEK` with `SO_PEEK_OFF`, so
@@ -70,11 +72,16 @@
 //! reset: RST to the host only). Every end path closes the socket (the
 //! `OwnedFd` drops) and releases the flow budget.
 //!
-//! Left out: SACK, timestamps, urgent data, ECN (never offered, so never
-//! negotiated); ICMP errors to the guest (RST is used for all failures).
+//! SACK goes one way: our ACKs report what we hold, but we send host data
+//! again from the first unacknowledged byte whatever the guest's SACK
+//! blocks say (the kernel's receive queue is our only copy, and a guest
+//! link rarely loses). Left out: timestamps, urgent data, ECN (never
+//! offered, so never negotiated); ICMP errors to the guest (RST is used
+//! for all failures).
 
 mod conn;
 mod listen;
+mod reorder;
 mod rtt;
 
 use self::conn::{Conn, State};
@@ -162,6 +169,8 @@ pub struct Tcp {
     stage: Vec<u8>,
     /// The connection whose data is in `stage`.
     stage_owner: Option<u32>,
+    /// Bytes of out-of-order guest data all connections hold together.
+    held: reorder::Budget,
     live: usize,
     /// Most connections live at once (statistics).
     peak: usize,
@@ -187,6 +196,7 @@ impl Tcp {
             scratch: Vec::new(),
             stage: Vec::new(),
             stage_owner: None,
+            held: reorder::Budget::new(reorder::DEFAULT_BUDGET),
             live: 0,
             peak: 0,
             use_peek_off: true,
@@ -213,6 +223,12 @@ impl Tcp {
     /// Most connections live at once so far.
     pub fn peak(&self) -> usize {
         self.peak
+    }
+
+    /// Bytes of out-of-order guest data held by all connections (with
+    /// each segment's overhead), for diagnostics and tests.
+    pub fn held_bytes(&self) -> usize {
+        self.held.used()
     }
 
     /// (host port, guest port) of each listening socket.
@@ -254,7 +270,7 @@ impl Tcp {
                     self.flush_stage(ctx);
                 }
                 let Some(conn) = self.slots[idx as usize].conn.as_mut() else { return };
-                let v = conn.on_segment(ctx, &seg, &mut self.stage);
+                let v = conn.on_segment(ctx, &seg, &mut self.stage, &mut self.held);
                 if !self.stage.is_empty() {
                     self.stage_owner = Some(idx);
                 }
@@ -407,6 +423,7 @@ impl Tcp {
         let slot = &mut self.slots[idx as usize];
         let Some(mut conn) = slot.conn.take() else { return };
         slot.gen = (slot.gen + 1) & 0xff_ffff;
+        conn.forget_held(&mut self.held);
         match v {
             Verdict::Keep => {}
             Verdict::Close => {
@@ -546,7 +563,8 @@ impl Tcp {
     /// Listening sockets stay.
     pub fn reset_all(&mut self, ctx: &mut FlowCtx) {
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(conn) = slot.conn.take() {
+            if let Some(mut conn) = slot.conn.take() {
+                conn.forget_held(&mut self.held);
                 let _ = stcp::set_linger_zero(conn.sock.as_fd());
                 slot.gen = (slot.gen + 1) & 0xff_ffff;
                 self.free.push(i as u32);
