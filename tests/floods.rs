@@ -3,7 +3,8 @@
 //! closed and open ports (half-open connections from a spoofed source),
 //! UDP to 60,000 ports and from thousands of source ports, ping floods,
 //! ARP and neighbour solicitation floods. While they run, a TCP transfer
-//! both ways must complete intact; the instance must stay within its flow
+//! both ways must complete intact, each direction keeping pace with the
+//! other through the losses the floods cause; the instance must stay within its flow
 //! limit (`max-flows`), its fds and memory bounded, its warnings rate
 //! limited; and once the flood stops, new flows must be possible again.
 

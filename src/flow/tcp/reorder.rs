@@ -28,7 +28,7 @@
 //! ([`Budget`], each segment charged its length plus [`SEGMENT_COST`]).
 //! Beyond either, segments are dropped as before.
 
-use crate::wire::tcp::{seq_le, SackBlocks};
+use crate::wire::tcp::{seq_le, seq_lt, SackBlocks};
 use std::collections::VecDeque;
 
 /// Most segments held per connection: our window never lets more than
@@ -95,6 +95,9 @@ impl Reorder {
     /// after a gap: `next` is the first byte not accepted yet, `edge` the
     /// right edge of our window. Returns whether anything was held.
     pub fn insert(&mut self, budget: &mut Budget, next: u32, edge: u32, seq: u32, data: &[u8], mut fin: bool) -> bool {
+        if seq_lt(edge, next) {
+            return false; // the guest sent past our window before
+        }
         // Offsets from `next`: the window is far below 2^31.
         let off = |s: u32| s.wrapping_sub(next);
         let (start, limit) = (off(seq), off(edge));
@@ -159,27 +162,31 @@ impl Reorder {
     /// with the segment held last first (RFC 2018 section 4), then the
     /// others from the highest down.
     pub fn sack_blocks(&self) -> SackBlocks {
-        let mut runs: Vec<(u32, u32)> = Vec::new();
-        for h in &self.segs {
-            if h.data.is_empty() {
-                continue; // a FIN alone: no data to report
-            }
-            match runs.last_mut() {
-                Some(run) if run.1 == h.seq => run.1 = h.end(),
-                _ => runs.push((h.seq, h.end())),
-            }
-        }
         let mut blocks = SackBlocks::default();
-        let first = runs.iter().position(|&(a, b)| self.latest.wrapping_sub(a) < b.wrapping_sub(a));
-        if let Some(i) = first {
-            blocks.push(runs[i].0, runs[i].1);
+        let latest = self.runs_downwards().find(|&(a, b)| self.latest.wrapping_sub(a) < b.wrapping_sub(a));
+        if let Some((a, b)) = latest {
+            blocks.push(a, b);
         }
-        for (i, &(a, b)) in runs.iter().enumerate().rev() {
-            if Some(i) != first && !blocks.push(a, b) {
+        for run in self.runs_downwards().filter(|&run| Some(run) != latest) {
+            if !blocks.push(run.0, run.1) {
                 break;
             }
         }
         blocks
+    }
+
+    /// `[start, end)` of each run of contiguous held data, from the
+    /// highest down (a FIN alone has no data to report).
+    fn runs_downwards(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let mut segs = self.segs.iter().rev().filter(|h| !h.data.is_empty()).peekable();
+        std::iter::from_fn(move || {
+            let h = segs.next()?;
+            let (mut start, end) = (h.seq, h.end());
+            while let Some(prev) = segs.next_if(|p| p.end() == start) {
+                start = prev.seq;
+            }
+            Some((start, end))
+        })
     }
 }
 
@@ -208,6 +215,8 @@ mod tests {
         assert!(!r.insert(&mut b, NEXT, EDGE, NEXT, &bytes(0, 10), false), "no gap");
         assert!(!r.insert(&mut b, NEXT, EDGE, at(99_995), &bytes(0, 10), false), "past the edge");
         assert!(!r.insert(&mut b, NEXT, EDGE, NEXT.wrapping_sub(5), &bytes(0, 10), false), "before next");
+        let behind = NEXT.wrapping_sub(10); // accepted data ran past the edge
+        assert!(!r.insert(&mut b, NEXT, behind, at(5), &bytes(0, 10), false), "no window left");
         assert!(r.insert(&mut b, NEXT, EDGE, at(99_990), &bytes(0, 10), false), "ends at the edge");
         assert_eq!(held(&r), [(99_990, 10, false)]);
         assert_eq!(b.used(), 10 + SEGMENT_COST);
