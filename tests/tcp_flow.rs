@@ -255,6 +255,43 @@ fn retransmit_after_three_duplicate_acks() {
 }
 
 #[test]
+fn acks_with_data_and_sack_blocks_count_as_duplicates() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let me = sa(&format!("{GUEST4}:40033"));
+    let opts = Options { mss: Some(1000), sack_permitted: true, ..Default::default() };
+    h.guest(me, sa(&peer), 1, 0, SYN, 65535, opts, &[]);
+    let syn_ack = h.wait_for(2000, |f| f.dst == me);
+    assert!(syn_ack.opts.sack_permitted);
+    let base = syn_ack.seq + 1;
+    h.guest(me, sa(&peer), 2, base, ACK, 65535, Options::default(), &[]);
+    let mut s = accept(&l);
+    let data = pattern(5000, 9);
+    s.write_all(&data).unwrap();
+    for _ in 0..5 {
+        h.wait_for(2000, |f| !f.payload.is_empty());
+    }
+    // The first segment is lost; the guest sends data of its own with
+    // each ACK (and its window changes), so only the SACK blocks say that
+    // these are duplicates. Without them: no retransmission until the
+    // timer, which does not run here.
+    let mut seq = 2u32;
+    for (i, wnd) in [(1u32, 60000u16), (2, 61000), (3, 62000)] {
+        let mut sack = passt::wire::tcp::SackBlocks::default();
+        sack.push(base + 1000, base + 1000 * (i + 1));
+        let opts = Options { sack, ..Default::default() };
+        h.guest(me, sa(&peer), seq, base, ACK | PSH, wnd, opts, b"data");
+        seq += 4;
+    }
+    let f = h.wait_for(100, |f| !f.payload.is_empty());
+    assert_eq!(f.seq, base, "went back to the oldest unacknowledged byte");
+    assert_eq!(f.payload, &data[..1000]);
+    let mut got = [0u8; 12];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"datadatadata");
+}
+
+#[test]
 fn retransmit_on_timeout_with_backoff_then_give_up() {
     let (l, peer) = server4();
     let mut h = H::new();

@@ -632,10 +632,8 @@ impl Conn {
             self.rto_at = (self.snd_nxt != self.snd_una).then(|| ctx.now + self.rtt.rto(0));
             self.send_more = true;
         } else if ack == self.snd_una
-            && seg.payload().is_empty()
-            && !seg.has(FIN)
-            && wnd == self.guest_wnd
             && self.snd_nxt != self.snd_una
+            && ((seg.payload().is_empty() && !seg.has(FIN) && wnd == self.guest_wnd) || self.reports_loss(seg))
         {
             self.dup_acks = self.dup_acks.saturating_add(1);
             let recovered = self.recover.map_or(true, |r| seq_le(r, self.snd_una));
@@ -652,6 +650,18 @@ impl Conn {
             }
             self.guest_wnd = wnd;
         }
+    }
+
+    /// Whether a guest segment carries SACK blocks above `snd_una`: the
+    /// guest holds data after a gap, whatever else the segment carries
+    /// (RFC 6675's duplicate ACK). A guest that sends data too carries it
+    /// in its duplicate ACKs, and a window that changed with its data
+    /// makes them window updates by RFC 5681's rules: without SACK we would
+    /// wait for the retransmission timer.
+    fn reports_loss(&self, seg: &Segment<'_>) -> bool {
+        self.sack_ok
+            && seg.header_len() > wtcp::HEADER_LEN
+            && seg.options().is_ok_and(|o| o.sack.as_slice().iter().any(|&(_, end)| seq_lt(self.snd_una, end)))
     }
 
     /// Payload and FIN of a guest segment: written to the socket in

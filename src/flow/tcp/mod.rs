@@ -72,10 +72,13 @@
 //! reset: RST to the host only). Every end path closes the socket (the
 //! `OwnedFd` drops) and releases the flow budget.
 //!
-//! SACK goes one way: our ACKs report what we hold, but we send host data
-//! again from the first unacknowledged byte whatever the guest's SACK
-//! blocks say (the kernel's receive queue is our only copy, and a guest
-//! link rarely loses). Left out: timestamps, urgent data, ECN (never
+//! SACK (RFC 2018), when the guest permits it: our ACKs report what we
+//! hold, and a guest ACK with SACK blocks counts as a duplicate ACK even if
+//! it carries data or a new window (so a guest that sends while it
+//! receives still gets a fast retransmit); but we send host data again
+//! from the first unacknowledged byte, whatever the blocks say (the
+//! kernel's receive queue is our only copy, and a guest link rarely
+//! loses). Left out: timestamps, urgent data, ECN (never
 //! offered, so never negotiated); ICMP errors to the guest (RST is used
 //! for all failures).
 
