@@ -25,9 +25,11 @@ pub(super) const FALLBACK_MAX_IN_FLIGHT: u32 = 1 << 20;
 /// this many MSS). Between the guest's kernel and us sits a queue that
 /// drops what does not fit (a tap's 1000 frames by default, on the
 /// namespace side or in front of a socket-mode pump) rather than pushing
-/// back; a window beyond it lets a guest that outruns us lose segments,
-/// and with our in-order-only receiver every loss costs a round of
-/// retransmissions: at MTU 1500 throughput collapsed into timeouts. With
+/// back; a window beyond it lets a guest that outruns us lose segments
+/// (when we still dropped what followed a loss, at MTU 1500 throughput
+/// collapsed into timeouts; held now, each loss still costs the guest a
+/// retransmission and a halved congestion window). It also bounds the
+/// segments held after a gap ([`super::reorder::MAX_HELD_SEGMENTS`]). With
 /// TSO frames (64 KiB each) or a 64 KiB MTU the cap is far above the socket
 /// buffer and changes nothing.
 pub(super) const MAX_SEGS_IN_FLIGHT: u32 = 512;
