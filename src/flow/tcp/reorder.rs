@@ -125,14 +125,11 @@ impl Reorder {
         if from == to && !fin {
             return false;
         }
-        let held = Held {
-            seq: next.wrapping_add(from),
-            data: data[(from - start) as usize..(to - start) as usize].to_vec(),
-            fin,
-        };
-        if self.segs.len() >= MAX_HELD_SEGMENTS || budget.used + held.cost() > budget.max {
+        let data = &data[(from - start) as usize..(to - start) as usize];
+        if self.segs.len() >= MAX_HELD_SEGMENTS || budget.used + data.len() + SEGMENT_COST > budget.max {
             return false;
         }
+        let held = Held { seq: next.wrapping_add(from), data: data.to_vec(), fin };
         budget.used += held.cost();
         self.latest = held.seq;
         self.segs.insert(at, held);
