@@ -369,8 +369,9 @@ impl Conn {
     /// kernel note that we wait for room.
     fn arm_out(&mut self, ctx: &mut FlowCtx) {
         if !self.want_out {
-            self.want_out = true;
-            let _ = ctx.host.modify(self.sock.as_fd(), super::CONN_EVENTS, self.token);
+            // Armed only if the kernel took it: otherwise the next ACK
+            // tries again, rather than waiting for an event never asked.
+            self.want_out = ctx.host.modify(self.sock.as_fd(), super::CONN_EVENTS, self.token).is_ok();
         }
     }
 
