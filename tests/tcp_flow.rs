@@ -555,6 +555,29 @@ fn sack_is_permitted_when_the_guest_offers_it_and_acks_report_the_held_blocks() 
 }
 
 #[test]
+fn held_segments_are_capped_per_connection_and_the_excess_counted() {
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let mut g = G::connect(&mut h, &format!("{GUEST4}:40034"), &peer);
+    let mut s = accept(&l);
+    // 1-byte segments with a gap before each: every one held apart.
+    for i in 0..513u32 {
+        h.guest_no_flush(g.me, g.peer, g.seq + 1 + 2 * i, g.ack, ACK, g.wnd, Options::default(), &[i as u8]);
+    }
+    h.run(|t, c| t.flush(c));
+    let limit = passt::stats::Drop::Limit;
+    assert_eq!(h.stats.dropped(limit), 1, "the 513th is over the cap");
+    let per_segment = h.tcp.held_bytes() / 512;
+    assert!(per_segment >= 1 && h.tcp.held_bytes() % 512 == 0, "512 charged alike: {}", h.tcp.held_bytes());
+    // Filling the first gap releases the first held segment only.
+    g.send(&mut h, ACK, b"a");
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, &[b'a', 0]);
+    assert_eq!(h.tcp.held_bytes(), 511 * per_segment);
+}
+
+#[test]
 fn a_fin_after_a_gap_is_held_with_its_data() {
     let (l, peer) = server4();
     let mut h = H::new();

@@ -4,7 +4,7 @@
 //! Everything here works on one [`Conn`] and the frame queue; what happens
 //! to the table entry afterwards is said by the returned [`Verdict`].
 
-use super::reorder::{Budget, Reorder};
+use super::reorder::{Budget, Hold, Reorder};
 use super::rtt::Rtt;
 use super::{Verdict, FIN_TIMEOUT, GIVE_UP_STALLED, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_RETRIES, OUR_WINDOW_SCALE};
 use crate::flow::FlowCtx;
@@ -551,7 +551,7 @@ impl Conn {
                 log::debug!("TCP {} -> {}: established", self.guest, self.peer);
                 self.establish(ctx.now);
                 self.guest_wnd = u32::from(seg.window()) << self.guest_ws;
-                self.on_data(seg, stage, held)
+                self.on_data(ctx, seg, stage, held)
             }
             State::SynSent => {
                 if !(seg.has(SYN) && seg.has(ACK)) || seg.ack() != self.isn.wrapping_add(1) {
@@ -585,7 +585,7 @@ impl Conn {
                 if seg.has(ACK) {
                     self.on_ack(ctx, seg);
                 }
-                self.on_data(seg, stage, held)
+                self.on_data(ctx, seg, stage, held)
             }
         }
     }
@@ -671,7 +671,7 @@ impl Conn {
     /// sequence; after a gap, held until the gap is filled (see
     /// [`super::reorder`]). The ACK (owed until the flush) covers what the
     /// kernel took.
-    fn on_data(&mut self, seg: &Segment<'_>, stage: &mut Vec<u8>, held: &mut Budget) -> Verdict {
+    fn on_data(&mut self, ctx: &mut FlowCtx, seg: &Segment<'_>, stage: &mut Vec<u8>, held: &mut Budget) -> Verdict {
         let mut data = seg.payload();
         let fin = seg.has(FIN);
         if data.is_empty() && !fin {
@@ -702,8 +702,11 @@ impl Conn {
             // retransmit the gap fast. The ACK after the gap is filled asks
             // the socket afresh for its room, so the guest recovers with
             // the whole window.
-            if !self.reorder.insert(held, expected, self.rcv_edge, seq, data, fin) {
-                log::trace!("TCP {} -> {}: out-of-order segment at {seq} not held", self.guest, self.peer);
+            // Beyond the bounds it is a drop for a limit (the guest sends
+            // it again); a segment outside the window or held already is
+            // ordinary TCP.
+            if self.reorder.insert(held, expected, self.rcv_edge, seq, data, fin) == Hold::OverLimit {
+                ctx.stats.drop(crate::stats::Drop::Limit);
             }
             self.dupacks_owed = self.dupacks_owed.saturating_add(1);
             self.space_cache = None;

@@ -26,7 +26,8 @@
 //! [`MAX_HELD_SEGMENTS`] per connection (our window never admits more
 //! segments in flight), and a byte budget shared by every connection
 //! ([`Budget`], each segment charged its length plus [`SEGMENT_COST`]).
-//! Beyond either, segments are dropped as before.
+//! Beyond either, segments are dropped as before, and counted as drops
+//! for a limit ([`Hold::OverLimit`]).
 
 use crate::wire::tcp::{seq_le, seq_lt, SackBlocks};
 use std::collections::VecDeque;
@@ -77,6 +78,16 @@ impl Held {
     }
 }
 
+/// What became of a segment offered to [`Reorder::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Hold {
+    Held,
+    /// Not after a gap, outside the window, or nothing new.
+    Ignored,
+    /// The connection's segment cap or the shared budget is reached.
+    OverLimit,
+}
+
 /// The held segments of one connection.
 #[derive(Debug, Default)]
 pub(super) struct Reorder {
@@ -94,25 +105,25 @@ impl Reorder {
     /// Holds `data` (and a FIN after it, if `fin`) that starts at `seq`,
     /// after a gap: `next` is the first byte not accepted yet, `edge` the
     /// right edge of our window. Returns whether anything was held.
-    pub fn insert(&mut self, budget: &mut Budget, next: u32, edge: u32, seq: u32, data: &[u8], mut fin: bool) -> bool {
+    pub fn insert(&mut self, budget: &mut Budget, next: u32, edge: u32, seq: u32, data: &[u8], mut fin: bool) -> Hold {
         if seq_lt(edge, next) {
-            return false; // the guest sent past our window before
+            return Hold::Ignored; // the guest sent past our window before
         }
         // Offsets from `next`: the window is far below 2^31.
         let off = |s: u32| s.wrapping_sub(next);
         let (start, limit) = (off(seq), off(edge));
         if start == 0 || start > limit || data.len() as u32 > limit - start {
-            return false; // not after a gap, or outside the window
+            return Hold::Ignored; // not after a gap, or outside the window
         }
         let (mut from, mut to) = (start, start + data.len() as u32);
         if self.segs.back().is_some_and(|h| h.fin && off(h.end()) < to) {
-            return false; // past the FIN
+            return Hold::Ignored; // past the FIN
         }
         let at = self.segs.partition_point(|h| off(h.seq) < from);
         if let Some(prev) = at.checked_sub(1).map(|i| &self.segs[i]) {
             let prev_end = off(prev.end());
             if prev_end >= to {
-                return false; // nothing new (a FIN here arrives again)
+                return Hold::Ignored; // nothing new (a FIN here arrives again)
             }
             from = from.max(prev_end);
         }
@@ -123,17 +134,17 @@ impl Reorder {
             fin = false;
         }
         if from == to && !fin {
-            return false;
+            return Hold::Ignored;
         }
         let data = &data[(from - start) as usize..(to - start) as usize];
         if self.segs.len() >= MAX_HELD_SEGMENTS || budget.used + data.len() + SEGMENT_COST > budget.max {
-            return false;
+            return Hold::OverLimit;
         }
         let held = Held { seq: next.wrapping_add(from), data: data.to_vec(), fin };
         budget.used += held.cost();
         self.latest = held.seq;
         self.segs.insert(at, held);
-        true
+        Hold::Held
     }
 
     /// Takes the first held segment if the accepted data reaches it
@@ -209,12 +220,12 @@ mod tests {
     #[test]
     fn only_data_after_a_gap_and_inside_the_window_is_held() {
         let (mut r, mut b) = (Reorder::default(), Budget::new(1 << 20));
-        assert!(!r.insert(&mut b, NEXT, EDGE, NEXT, &bytes(0, 10), false), "no gap");
-        assert!(!r.insert(&mut b, NEXT, EDGE, at(99_995), &bytes(0, 10), false), "past the edge");
-        assert!(!r.insert(&mut b, NEXT, EDGE, NEXT.wrapping_sub(5), &bytes(0, 10), false), "before next");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, NEXT, &bytes(0, 10), false), Hold::Ignored, "no gap");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(99_995), &bytes(0, 10), false), Hold::Ignored, "past the edge");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, NEXT.wrapping_sub(5), &bytes(0, 10), false), Hold::Ignored, "before next");
         let behind = NEXT.wrapping_sub(10); // accepted data ran past the edge
-        assert!(!r.insert(&mut b, NEXT, behind, at(5), &bytes(0, 10), false), "no window left");
-        assert!(r.insert(&mut b, NEXT, EDGE, at(99_990), &bytes(0, 10), false), "ends at the edge");
+        assert_eq!(r.insert(&mut b, NEXT, behind, at(5), &bytes(0, 10), false), Hold::Ignored, "no window left");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(99_990), &bytes(0, 10), false), Hold::Held, "ends at the edge");
         assert_eq!(held(&r), [(99_990, 10, false)]);
         assert_eq!(b.used(), 10 + SEGMENT_COST);
     }
@@ -222,11 +233,11 @@ mod tests {
     #[test]
     fn overlaps_are_trimmed_to_what_is_new_and_the_rest_dropped() {
         let (mut r, mut b) = (Reorder::default(), Budget::new(1 << 20));
-        assert!(r.insert(&mut b, NEXT, EDGE, at(100), &bytes(100, 100), false));
-        assert!(r.insert(&mut b, NEXT, EDGE, at(300), &bytes(300, 100), false));
-        assert!(!r.insert(&mut b, NEXT, EDGE, at(120), &bytes(120, 50), false), "covered");
-        assert!(r.insert(&mut b, NEXT, EDGE, at(150), &bytes(150, 100), false), "the new tail");
-        assert!(r.insert(&mut b, NEXT, EDGE, at(50), &bytes(50, 400), false), "up to the next held");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(100), &bytes(100, 100), false), Hold::Held);
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(300), &bytes(300, 100), false), Hold::Held);
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(120), &bytes(120, 50), false), Hold::Ignored, "covered");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(150), &bytes(150, 100), false), Hold::Held, "the new tail");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(50), &bytes(50, 400), false), Hold::Held, "up to the next held");
         assert_eq!(held(&r), [(50, 50, false), (100, 100, false), (200, 50, false), (300, 100, false)]);
         // Every held byte is the byte of its sequence number.
         for h in &r.segs {
@@ -237,10 +248,10 @@ mod tests {
     #[test]
     fn a_fin_is_held_with_its_segment_and_nothing_past_it() {
         let (mut r, mut b) = (Reorder::default(), Budget::new(1 << 20));
-        assert!(r.insert(&mut b, NEXT, EDGE, at(100), &bytes(100, 10), true));
-        assert!(!r.insert(&mut b, NEXT, EDGE, at(105), &bytes(105, 10), false), "data past the FIN");
-        assert!(r.insert(&mut b, NEXT, EDGE, at(50), &bytes(50, 10), false));
-        assert!(!r.insert(&mut b, NEXT, EDGE, at(60), &[], true), "a FIN before held data");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(100), &bytes(100, 10), true), Hold::Held);
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(105), &bytes(105, 10), false), Hold::Ignored, "data past the FIN");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(50), &bytes(50, 10), false), Hold::Held);
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(60), &[], true), Hold::Ignored, "a FIN before held data");
         assert_eq!(held(&r), [(50, 10, false), (100, 10, true)]);
     }
 
@@ -248,7 +259,7 @@ mod tests {
     fn segments_come_out_in_order_once_the_gap_is_filled() {
         let (mut r, mut b) = (Reorder::default(), Budget::new(1 << 20));
         for off in [300, 100, 200] {
-            assert!(r.insert(&mut b, NEXT, EDGE, at(off), &bytes(off, 100), false));
+            assert_eq!(r.insert(&mut b, NEXT, EDGE, at(off), &bytes(off, 100), false), Hold::Held);
         }
         assert!(r.pop_ready(&mut b, NEXT).is_none(), "the gap is still there");
         assert!(r.pop_ready(&mut b, at(99)).is_none());
@@ -266,19 +277,19 @@ mod tests {
     fn the_budget_and_the_segment_cap_bound_what_is_held() {
         let mut b = Budget::new(3 * (100 + SEGMENT_COST));
         let (mut r1, mut r2) = (Reorder::default(), Reorder::default());
-        assert!(r1.insert(&mut b, NEXT, EDGE, at(100), &bytes(0, 100), false));
-        assert!(r2.insert(&mut b, NEXT, EDGE, at(100), &bytes(0, 100), false));
-        assert!(r1.insert(&mut b, NEXT, EDGE, at(300), &bytes(0, 100), false));
-        assert!(!r2.insert(&mut b, NEXT, EDGE, at(300), &bytes(0, 100), false), "budget spent");
+        assert_eq!(r1.insert(&mut b, NEXT, EDGE, at(100), &bytes(0, 100), false), Hold::Held);
+        assert_eq!(r2.insert(&mut b, NEXT, EDGE, at(100), &bytes(0, 100), false), Hold::Held);
+        assert_eq!(r1.insert(&mut b, NEXT, EDGE, at(300), &bytes(0, 100), false), Hold::Held);
+        assert_eq!(r2.insert(&mut b, NEXT, EDGE, at(300), &bytes(0, 100), false), Hold::OverLimit, "budget spent");
         r1.clear(&mut b);
         assert_eq!(b.used(), 100 + SEGMENT_COST);
-        assert!(r2.insert(&mut b, NEXT, EDGE, at(300), &bytes(0, 100), false), "budget back");
+        assert_eq!(r2.insert(&mut b, NEXT, EDGE, at(300), &bytes(0, 100), false), Hold::Held, "budget back");
 
         let (mut r, mut b) = (Reorder::default(), Budget::new(1 << 30));
         for i in 0..MAX_HELD_SEGMENTS as u32 {
-            assert!(r.insert(&mut b, NEXT, EDGE, at(1 + 2 * i), &[0], false));
+            assert_eq!(r.insert(&mut b, NEXT, EDGE, at(1 + 2 * i), &[0], false), Hold::Held);
         }
-        assert!(!r.insert(&mut b, NEXT, EDGE, at(5000), &[0], false), "segment cap");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(5000), &[0], false), Hold::OverLimit, "segment cap");
     }
 
     #[test]
@@ -286,9 +297,9 @@ mod tests {
         let (mut r, mut b) = (Reorder::default(), Budget::new(1 << 20));
         assert!(r.sack_blocks().is_empty());
         for off in [100, 150, 300, 500, 700, 900] {
-            assert!(r.insert(&mut b, NEXT, EDGE, at(off), &bytes(off, 50), false));
+            assert_eq!(r.insert(&mut b, NEXT, EDGE, at(off), &bytes(off, 50), false), Hold::Held);
         }
-        assert!(r.insert(&mut b, NEXT, EDGE, at(350), &bytes(350, 50), false), "extends a run");
+        assert_eq!(r.insert(&mut b, NEXT, EDGE, at(350), &bytes(350, 50), false), Hold::Held, "extends a run");
         let s = r.sack_blocks();
         let rel: Vec<(u32, u32)> = s.as_slice().iter().map(|&(a, e)| (a.wrapping_sub(NEXT), e.wrapping_sub(NEXT))).collect();
         assert_eq!(rel, [(300, 400), (900, 950), (700, 750), (500, 550)]);
