@@ -14,10 +14,10 @@
 //!   socket's send buffer (`SO_MEMINFO`: size minus queued), so a guest
 //!   that respects our window never sends what the socket would refuse.
 //!   When that room is small we re-arm EPOLLOUT and send a window update
-//!   when it drains. Segments after a gap are held (bounded, see
-//!   [`reorder`]) and answered with duplicate ACKs that carry SACK blocks
-//!   if the guest permitted SACK; they follow the gap into the socket once
-//!   it is filled. ACKs are coalesced: one per connection per batch of
+//!   when it drains. Segments after a gap are held (bounded, see the
+//!   `reorder` module) and answered with duplicate ACKs that carry SACK
+//!   blocks if the guest permitted SACK; they follow the gap into the
+//!   socket once it is filled. ACKs are coalesced: one per connection per batch of
 //!   guest frames ([`Tcp::flush`]). A guest FIN, once all data before it
 //!   is written, becomes `shutdown(SHUT_WR)`.
 //! * **Host -> guest.** Data is peeked (`MSG_PEEK` with `SO_PEEK_OFF`, so
