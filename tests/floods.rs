@@ -4,9 +4,10 @@
 //! UDP to 60,000 ports and from thousands of source ports, ping floods,
 //! ARP and neighbour solicitation floods. While they run, a TCP transfer
 //! both ways must complete intact, each direction keeping pace with the
-//! other through the losses the floods cause; the instance must stay within its flow
-//! limit (`max-flows`), its fds and memory bounded, its warnings rate
-//! limited; and once the flood stops, new flows must be possible again.
+//! other through the losses the floods cause; the instance must stay
+//! within its flow limit (`max-flows`), its fds and memory bounded, its
+//! warnings rate limited; and once the flood stops, new flows must be
+//! possible again.
 
 mod common;
 #[path = "hostile/frames.rs"]
@@ -263,8 +264,8 @@ fn guest_floods_stay_within_limits_while_a_transfer_completes() {
     assert!(moved > 1 << 20, "the transfer moved data during the floods ({moved} bytes)");
     // Both senders are paced alike. A direction that recovers from its
     // losses only by retransmission timeouts falls far behind (guest ->
-    // host moved a tenth of the other way before out-of-order data was
-    // held and SACKed, stalling for up to a minute).
+    // host moved a tenth to a half of the other way before out-of-order
+    // data was held and SACKed, stalling for up to a minute).
     assert!(
         to_host >= to_guest / 2 && to_guest >= to_host / 2,
         "both directions kept going: {to_host} bytes to the host, {to_guest} to the guest"

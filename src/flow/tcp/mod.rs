@@ -17,9 +17,9 @@
 //!   when it drains. Segments after a gap are held (bounded, see the
 //!   `reorder` module) and answered with duplicate ACKs that carry SACK
 //!   blocks if the guest permitted SACK; they follow the gap into the
-//!   socket once it is filled. ACKs are coalesced: one per connection per batch of
-//!   guest frames ([`Tcp::flush`]). A guest FIN, once all data before it
-//!   is written, becomes `shutdown(SHUT_WR)`.
+//!   socket once it is filled. ACKs are coalesced: one per connection per
+//!   batch of guest frames ([`Tcp::flush`]). A guest FIN, once all data
+//!   before it is written, becomes `shutdown(SHUT_WR)`.
 //! * **Host -> guest.** Data is peeked (`MSG_PEEK` with `SO_PEEK_OFF`, so
 //!   each peek continues where the last one stopped) straight into frames
 //!   in the guest queue, in segments of the guest's MSS, never beyond the
@@ -78,9 +78,8 @@
 //! receives still gets a fast retransmit); but we send host data again
 //! from the first unacknowledged byte, whatever the blocks say (the
 //! kernel's receive queue is our only copy, and a guest link rarely
-//! loses). Left out: timestamps, urgent data, ECN (never
-//! offered, so never negotiated); ICMP errors to the guest (RST is used
-//! for all failures).
+//! loses). Left out: timestamps, urgent data, ECN (never offered, so never
+//! negotiated); ICMP errors to the guest (RST is used for all failures).
 
 mod conn;
 mod listen;

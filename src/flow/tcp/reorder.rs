@@ -104,7 +104,7 @@ impl Reorder {
 
     /// Holds `data` (and a FIN after it, if `fin`) that starts at `seq`,
     /// after a gap: `next` is the first byte not accepted yet, `edge` the
-    /// right edge of our window. Returns whether anything was held.
+    /// right edge of our window. Says what became of it.
     pub fn insert(&mut self, budget: &mut Budget, next: u32, edge: u32, seq: u32, data: &[u8], mut fin: bool) -> Hold {
         if seq_lt(edge, next) {
             return Hold::Ignored; // the guest sent past our window before
