@@ -178,6 +178,17 @@ fn default_mss(v6: bool) -> u32 {
     }
 }
 
+/// The part of `data` (starting at `seq`, at or before `next`, the first
+/// byte not accepted yet) that is new; `None` if all of it, and its FIN
+/// if any, was accepted already.
+fn unaccepted(next: u32, seq: u32, data: &[u8], fin: bool) -> Option<&[u8]> {
+    let old = next.wrapping_sub(seq) as usize;
+    if old > data.len() || (old == data.len() && !fin) {
+        return None;
+    }
+    Some(&data[old..])
+}
+
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
@@ -686,25 +697,22 @@ impl Conn {
             self.ack_owed = true;
             return Verdict::Keep;
         }
-        // Staged bytes are accepted but not yet written to the socket.
-        let expected = self.rcv_nxt.wrapping_add(stage.len() as u32);
+        let expected = self.accepted_end(stage);
         let seq = seg.seq();
         if seq_lt(seq, expected) {
-            let old = expected.wrapping_sub(seq) as usize;
-            if old > data.len() || (old == data.len() && !fin) {
+            let Some(new) = unaccepted(expected, seq, data, fin) else {
                 self.ack_owed = true; // wholly old: tell the guest where we are
                 return Verdict::Keep;
-            }
-            data = &data[old..];
+            };
+            data = new;
         } else if seq != expected {
             // After a gap: held if there is room, and a duplicate ACK per
             // segment (with SACK blocks, if permitted) lets the guest
             // retransmit the gap fast. The ACK after the gap is filled asks
             // the socket afresh for its room, so the guest recovers with
-            // the whole window.
-            // Beyond the bounds it is a drop for a limit (the guest sends
-            // it again); a segment outside the window or held already is
-            // ordinary TCP.
+            // the whole window. Beyond the hold's bounds it is a drop for a
+            // limit (the guest sends it again); a segment outside the
+            // window or held already is ordinary TCP.
             if self.reorder.insert(held, expected, self.rcv_edge, seq, data, fin) == Hold::OverLimit {
                 ctx.stats.drop(crate::stats::Drop::Limit);
             }
@@ -719,27 +727,32 @@ impl Conn {
         self.accept_held(stage, held)
     }
 
+    /// The sequence number after the guest data accepted so far: staged
+    /// bytes are accepted but not yet written to the socket.
+    fn accepted_end(&self, stage: &[u8]) -> u32 {
+        self.rcv_nxt.wrapping_add(stage.len() as u32)
+    }
+
     /// Held segments that the data accepted now reaches, in order, until
     /// a gap; all are forgotten if the socket refuses some (the guest sends
     /// them again) or the stream ended.
     fn accept_held(&mut self, stage: &mut Vec<u8>, held: &mut Budget) -> Verdict {
         loop {
-            let next = self.rcv_nxt.wrapping_add(stage.len() as u32);
             if self.guest_fin {
                 self.reorder.clear(held);
                 return Verdict::Keep;
             }
+            let next = self.accepted_end(stage);
             let Some(h) = self.reorder.pop_ready(held, next) else { return Verdict::Keep };
-            let old = next.wrapping_sub(h.seq) as usize;
-            if old > h.data.len() || (old == h.data.len() && !h.fin) {
+            let Some(new) = unaccepted(next, h.seq, &h.data, h.fin) else {
                 continue; // wholly accepted already
-            }
+            };
             let end = h.seq.wrapping_add(h.data.len() as u32 + u32::from(h.fin));
-            let v = self.accept_in_order(&h.data[old..], h.fin, stage);
+            let v = self.accept_in_order(new, h.fin, stage);
             if v != Verdict::Keep {
                 return v;
             }
-            if self.rcv_nxt.wrapping_add(stage.len() as u32) != end {
+            if self.accepted_end(stage) != end {
                 self.reorder.clear(held);
                 return Verdict::Keep;
             }

@@ -74,8 +74,13 @@ impl Held {
     }
 
     fn cost(&self) -> usize {
-        self.data.len() + SEGMENT_COST
+        cost_of(self.data.len())
     }
+}
+
+/// What holding `len` bytes as one segment charges the budget.
+fn cost_of(len: usize) -> usize {
+    len + SEGMENT_COST
 }
 
 /// What became of a segment offered to [`Reorder::insert`].
@@ -137,7 +142,7 @@ impl Reorder {
             return Hold::Ignored;
         }
         let data = &data[(from - start) as usize..(to - start) as usize];
-        if self.segs.len() >= MAX_HELD_SEGMENTS || budget.used + data.len() + SEGMENT_COST > budget.max {
+        if self.segs.len() >= MAX_HELD_SEGMENTS || budget.used + cost_of(data.len()) > budget.max {
             return Hold::OverLimit;
         }
         let held = Held { seq: next.wrapping_add(from), data: data.to_vec(), fin };
