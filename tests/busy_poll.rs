@@ -204,3 +204,50 @@ fn no_polling_between_the_batches_of_a_bulk_transfer() {
     // the data itself a few.
     assert!(ticks < 60, "{ticks} ticks of daemon CPU in 2 s of bursts: polling between them");
 }
+
+/// Writes 64 KiB every 2 ms for 2 s, then closes.
+fn bursts(mut s: TcpStream) {
+    let burst = vec![0xa5u8; 1 << 16];
+    let end = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        if s.write_all(&burst).is_err() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The same in the other direction, host to guest: now the daemon's
+/// wake-ups alternate between the host's bursts and the guest's ACKs, a
+/// few small frames each. Polling after each ACK (it moved too little to
+/// count as bulk by itself) fills the wait for the next burst: most of a
+/// CPU. The rate of the last millisecond shows the transfer instead.
+#[test]
+fn no_polling_after_the_acks_of_a_bulk_transfer_to_the_guest() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let setup = Setup::new("bp-down", &["--busy-poll", "10000"], bursts);
+    let pid = setup.pid();
+    let t0 = cpu_ticks(pid);
+    let received = setup
+        .guest
+        .run(|| {
+            let mut s = TcpStream::connect(&setup.target)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut b = vec![0u8; 1 << 16];
+            let mut received = 0usize;
+            loop {
+                match s.read(&mut b)? {
+                    0 => return Ok(received),
+                    n => received += n,
+                }
+            }
+        })
+        .expect("bulk transfer");
+    let ticks = cpu_ticks(pid) - t0;
+    eprintln!("{} MiB in bursts to the guest: {ticks} ticks of daemon CPU in 2 s", received >> 20);
+    assert!(received >= 16 << 20, "only {received} bytes received");
+    assert!(ticks < 60, "{ticks} ticks of daemon CPU in 2 s of bursts: polling after the guest's ACKs");
+}
