@@ -168,6 +168,49 @@ fn polling_saves_sleeps_under_round_trips_and_stops_when_idle() {
     assert!(idle_off <= 3, "{idle_off} ticks of CPU in an idle second without polling");
 }
 
+/// Writes 64 KiB every 2 ms for 2 s; returns the bytes written.
+fn write_bursts(s: &mut TcpStream) -> std::io::Result<usize> {
+    let burst = vec![0x5au8; 1 << 16];
+    let end = std::time::Instant::now() + Duration::from_secs(2);
+    let mut sent = 0usize;
+    while std::time::Instant::now() < end {
+        s.write_all(&burst)?;
+        sent += burst.len();
+        thread::sleep(Duration::from_millis(2));
+    }
+    Ok(sent)
+}
+
+/// Host side: bursts to the guest, then closes.
+fn bursts(mut s: TcpStream) {
+    let _ = write_bursts(&mut s);
+}
+
+/// Guest side: reads until the host closes; returns the bytes read.
+fn read_all(target: &str) -> std::io::Result<usize> {
+    let mut s = TcpStream::connect(target)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut b = vec![0u8; 1 << 16];
+    let mut received = 0usize;
+    loop {
+        match s.read(&mut b)? {
+            0 => return Ok(received),
+            n => received += n,
+        }
+    }
+}
+
+/// A transfer with the longest polling window: `serve` answers on the
+/// host, `guest` runs in the guest. Returns the bytes `guest` counted and
+/// the daemon's CPU ticks meanwhile.
+fn bulk_with_longest_window(tag: &str, serve: fn(TcpStream), guest: fn(&str) -> std::io::Result<usize>) -> (usize, u64) {
+    let setup = Setup::new(tag, &["--busy-poll", "10000"], serve);
+    let pid = setup.pid();
+    let t0 = cpu_ticks(pid);
+    let bytes = setup.guest.run(|| guest(&setup.target)).expect("bulk transfer");
+    (bytes, cpu_ticks(pid) - t0)
+}
+
 /// A bulk transfer in bursts (64 KiB every 2 ms, guest to host) with the
 /// longest window: the waits between bursts are within it, so by the
 /// window's own rule polling would fill them (a whole CPU). Once a burst's
@@ -179,25 +222,7 @@ fn no_polling_between_the_batches_of_a_bulk_transfer() {
         eprintln!("skipped: needs root");
         return;
     }
-    let setup = Setup::new("bp-bulk", &["--busy-poll", "10000"], sink);
-    let pid = setup.pid();
-    let t0 = cpu_ticks(pid);
-    let sent = setup
-        .guest
-        .run(|| {
-            let mut s = TcpStream::connect(&setup.target)?;
-            let burst = vec![0x5au8; 1 << 16];
-            let end = std::time::Instant::now() + Duration::from_secs(2);
-            let mut sent = 0usize;
-            while std::time::Instant::now() < end {
-                s.write_all(&burst)?;
-                sent += burst.len();
-                thread::sleep(Duration::from_millis(2));
-            }
-            Ok(sent)
-        })
-        .expect("bulk transfer");
-    let ticks = cpu_ticks(pid) - t0;
+    let (sent, ticks) = bulk_with_longest_window("bp-bulk", sink, |target| write_bursts(&mut TcpStream::connect(target)?));
     eprintln!("{} MiB in bursts: {ticks} ticks of daemon CPU in 2 s", sent >> 20);
     assert!(sent >= 16 << 20, "only {sent} bytes sent");
     // Polling between bursts is ~200 ticks (a whole CPU for 2 s); moving
@@ -205,22 +230,10 @@ fn no_polling_between_the_batches_of_a_bulk_transfer() {
     assert!(ticks < 60, "{ticks} ticks of daemon CPU in 2 s of bursts: polling between them");
 }
 
-/// Writes 64 KiB every 2 ms for 2 s, then closes.
-fn bursts(mut s: TcpStream) {
-    let burst = vec![0xa5u8; 1 << 16];
-    let end = std::time::Instant::now() + Duration::from_secs(2);
-    while std::time::Instant::now() < end {
-        if s.write_all(&burst).is_err() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// The same in the other direction, host to guest: now the daemon's
 /// wake-ups alternate between the host's bursts and the guest's ACKs, a
 /// few small frames each. Polling after each ACK (it moved too little to
-/// count as bulk by itself) fills the wait for the next burst: most of a
+/// count as bulk by itself) fills the wait for the next burst: a whole
 /// CPU. The rate of the last millisecond shows the transfer instead.
 #[test]
 fn no_polling_after_the_acks_of_a_bulk_transfer_to_the_guest() {
@@ -228,25 +241,7 @@ fn no_polling_after_the_acks_of_a_bulk_transfer_to_the_guest() {
         eprintln!("skipped: needs root");
         return;
     }
-    let setup = Setup::new("bp-down", &["--busy-poll", "10000"], bursts);
-    let pid = setup.pid();
-    let t0 = cpu_ticks(pid);
-    let received = setup
-        .guest
-        .run(|| {
-            let mut s = TcpStream::connect(&setup.target)?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let mut b = vec![0u8; 1 << 16];
-            let mut received = 0usize;
-            loop {
-                match s.read(&mut b)? {
-                    0 => return Ok(received),
-                    n => received += n,
-                }
-            }
-        })
-        .expect("bulk transfer");
-    let ticks = cpu_ticks(pid) - t0;
+    let (received, ticks) = bulk_with_longest_window("bp-down", bursts, read_all);
     eprintln!("{} MiB in bursts to the guest: {ticks} ticks of daemon CPU in 2 s", received >> 20);
     assert!(received >= 16 << 20, "only {received} bytes received");
     assert!(ticks < 60, "{ticks} ticks of daemon CPU in 2 s of bursts: polling after the guest's ACKs");
