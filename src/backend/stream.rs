@@ -3,7 +3,8 @@
 //! Reads fill a buffer with as much as the socket has, then split it into
 //! frames; a frame cut by the end of a read stays at the front of the
 //! buffer until the rest arrives. A call stops reading once it has
-//! [`READ_BATCH_FRAMES`] frames (see there why). A length below an
+//! [`READ_BATCH_FRAMES`] frames (see there why), or after a read that
+//! left room in the buffer (the socket is empty). A length below an
 //! Ethernet header or above the largest frame means the peer does not
 //! speak this framing (or is hostile): we log it and drop the connection,
 //! as resynchronising a byte stream is guesswork. Writes send the queued
@@ -183,11 +184,16 @@ impl Conn {
     /// left by the previous call first. `on_frame` returns `false` to end
     /// the call before the next frame (the host side has had a burst); what
     /// is not taken stays buffered, see [`Conn::has_frame`].
+    ///
+    /// A read that did not fill the buffer emptied the socket: the call
+    /// ends there rather than with a read that fails with EAGAIN (one
+    /// system call in every wake-up of a round trip). The socket is
+    /// watched level-triggered, so what came since is reported again.
     pub fn read_frames(&mut self, mut on_frame: impl FnMut(&[u8]) -> bool) -> ReadOutcome {
         if self.buf.is_empty() {
             self.buf = vec![0; READ_BUF];
         }
-        let (mut frames, mut reads) = (0, 0);
+        let (mut frames, mut reads, mut drained) = (0, 0, false);
         loop {
             while let Some(len) = self.next_len() {
                 if !(ethernet::HEADER_LEN..=MAX_FRAME).contains(&len) {
@@ -204,7 +210,7 @@ impl Conn {
                     return ReadOutcome::Open;
                 }
             }
-            if reads == READS_PER_CALL || frames >= READ_BATCH_FRAMES {
+            if drained || reads == READS_PER_CALL || frames >= READ_BATCH_FRAMES {
                 return ReadOutcome::Open;
             }
             // Keep the incomplete tail at the front for the next read.
@@ -214,6 +220,7 @@ impl Conn {
             match sys::read(self.fd.as_fd(), &mut self.buf[self.filled..]) {
                 Ok(0) => return ReadOutcome::Closed,
                 Ok(n) => {
+                    drained = self.filled + n < self.buf.len();
                     self.filled += n;
                     reads += 1;
                 }
@@ -353,6 +360,33 @@ mod tests {
         guest.write_all(&[0, 0, 0, 60, 1, 2]).unwrap();
         assert!(matches!(conn.read_frames(|_| panic!("no whole frame")), ReadOutcome::Open));
         assert!(!conn.has_frame());
+    }
+
+    #[test]
+    fn a_read_that_empties_the_socket_ends_the_call_and_the_next_call_reads_on() {
+        use std::io::Write;
+        let (mut guest, ours) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(OwnedFd::from(ours), 1500);
+        let frame = |i: u8| [&60u32.to_be_bytes()[..], &[i; 60]].concat();
+        let mut seen = Vec::new();
+        let read = |conn: &mut Conn, seen: &mut Vec<u8>| {
+            conn.read_frames(|f| {
+                seen.push(f[0]);
+                true
+            })
+        };
+        guest.write_all(&frame(1)).unwrap();
+        assert!(matches!(read(&mut conn, &mut seen), ReadOutcome::Open));
+        assert_eq!(seen, [1]);
+        // The close comes after a read that emptied the socket: that call
+        // ends without another read, and the next one finds the close.
+        guest.write_all(&frame(2)).unwrap();
+        drop(guest);
+        assert!(matches!(read(&mut conn, &mut seen), ReadOutcome::Open));
+        assert_eq!(seen, [1, 2]);
+        assert!(matches!(read(&mut conn, &mut seen), ReadOutcome::Closed));
+        assert_eq!(seen, [1, 2]);
     }
 
     #[test]
