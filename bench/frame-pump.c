@@ -4,12 +4,17 @@
  * big-endian), standing in for QEMU in front of a socket-mode translator
  * (ours or passt). The same pump serves both, so their figures compare.
  *
- *   frame-pump SOCKET IFNAME
+ *   frame-pump [--listen] SOCKET IFNAME
  *
  * Run it inside the namespace: it creates the tap device IFNAME (no packet
  * information header), connects to SOCKET (waiting up to 10 s for it to
  * appear) and pumps until either side closes. The caller configures the
  * device (address, routes, MTU) with ip(8) once it exists.
+ *
+ * --listen: creates SOCKET and waits for one connection instead. Two pumps,
+ * one listening, join two namespaces' taps into one Ethernet segment, with
+ * nothing translating between them: for bulk TCP about the best a
+ * translator behind this pump can do (bench/run.sh's "wire" path).
  *
  * Tap -> socket: frames read until EAGAIN (or the output buffer is full)
  * go out with one write; what the socket does not take stays buffered and
@@ -54,7 +59,49 @@ static int tap_open(const char *name)
 	return fd;
 }
 
-static int unix_connect(const char *path)
+/* Large buffers and non-blocking, for a connected socket. */
+static int pump_socket(int fd)
+{
+	int size = 4 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	return fd;
+}
+
+static int unix_connect(const struct sockaddr_un *a)
+{
+	for (int i = 0; i < 200; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die("socket");
+		if (!connect(fd, (const struct sockaddr *)a, sizeof *a))
+			return pump_socket(fd);
+		close(fd);
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	die(a->sun_path);
+	return -1;
+}
+
+static int unix_accept_one(const struct sockaddr_un *a)
+{
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		die("socket");
+	unlink(a->sun_path);
+	if (bind(l, (const struct sockaddr *)a, sizeof *a) || listen(l, 1))
+		die(a->sun_path);
+	int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		die("accept");
+	close(l);
+	unlink(a->sun_path);
+	return pump_socket(fd);
+}
+
+static int unix_socket(const char *path, int listening)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof a.sun_path) {
@@ -62,23 +109,7 @@ static int unix_connect(const char *path)
 		exit(1);
 	}
 	strcpy(a.sun_path, path);
-	for (int i = 0; i < 200; i++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			die("socket");
-		if (!connect(fd, (struct sockaddr *)&a, sizeof a)) {
-			int size = 4 << 20;
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-			fcntl(fd, F_SETFL, O_NONBLOCK);
-			return fd;
-		}
-		close(fd);
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	die(path);
-	return -1;
+	return listening ? unix_accept_one(&a) : unix_connect(&a);
 }
 
 static int again(void)
@@ -88,12 +119,13 @@ static int again(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: frame-pump SOCKET IFNAME\n");
+	int listening = argc == 4 && !strcmp(argv[1], "--listen");
+	if (argc != 3 + listening) {
+		fprintf(stderr, "usage: frame-pump [--listen] SOCKET IFNAME\n");
 		return 2;
 	}
-	int tap = tap_open(argv[2]);
-	int sock = unix_connect(argv[1]);
+	int tap = tap_open(argv[2 + listening]);
+	int sock = unix_socket(argv[1 + listening], listening);
 	static uint8_t out[BUF_SIZE], in[BUF_SIZE];
 	size_t out_len = 0, out_sent = 0, in_len = 0;
 

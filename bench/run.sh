@@ -11,6 +11,10 @@
 #   veth       a veth pair straight into the host namespace (the limit)
 #   ours-sock  passt-standalone -s SOCKET, behind bench/frame-pump
 #   passt      Debian's passt -s SOCKET, behind the same pump
+#   wire       two such pumps joined by their socket (frame-pump --listen in
+#              a second namespace that runs its own servers): a translator
+#              that costs nothing, the limit of socket mode as veth is of
+#              tap mode
 #
 # Topology: a "host" namespace with a default route (through a "router"
 # namespace, only there so that the translators find a host network),
@@ -39,8 +43,8 @@
 #
 # Environment: DUR (seconds per iperf3/rr run, default 3), RUNS (default 3),
 # and, to measure a part only: PATHS (default "ours pasta slirp veth
-# ours-sock passt"), MTUS ("65520 1500"), WINDOWS ("none 256K"), TESTS
-# ("tcp udp rr crr frames");
+# ours-sock passt wire ours-nopoll"), MTUS ("65520 1500"), WINDOWS
+# ("none 256K"), TESTS ("tcp udp rr crr frames");
 # NICE (niceness of everything started, default 5: the components are niced
 # equally so the comparison stays fair on a shared machine).
 set -uo pipefail
@@ -56,7 +60,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --profile) PROFILE=1 ;;
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -67,7 +71,7 @@ if [ $QUICK = 1 ]; then
 else
     DUR=${DUR:-3}; RUNS=${RUNS:-3}; MTUS=${MTUS:-65520 1500}; WINDOWS=${WINDOWS:-none 256K}
 fi
-ALL_PATHS=${PATHS:-ours pasta slirp veth ours-sock passt ours-nopoll}
+ALL_PATHS=${PATHS:-ours pasta slirp veth ours-sock passt wire ours-nopoll}
 # ours-nopoll: our tap mode with the daemon's busy polling off, for the
 # round-trip tests only (what polling buys and what it costs).
 only_rr() { [ "$1" = ours-nopoll ]; }
@@ -134,6 +138,14 @@ spawn ip netns exec "$H" "$RR" server 0.0.0.0 5300
 
 # ---- Paths ---------------------------------------------------------------
 declare -A TPID TARGET GNS PUMPPID
+# The wire path's far side: its namespace and its pump and servers.
+declare -A SRVNS SRVPIDS SRVIPERF
+# Waits for tap0 in namespace $1, then gives it MTU $2 and address $3.
+tap_up() {
+    for _ in $(seq 100); do ip -n "$1" link show tap0 >/dev/null 2>&1 && break; sleep 0.05; done
+    ip -n "$1" link set tap0 mtu "$2" up
+    ip -n "$1" addr add "$3" dev tap0
+}
 setup_path() { # path mtu
     local p=$1 mtu=$2 g=$TAG-$1
     newns "$g"; GNS[$p]=$g
@@ -165,11 +177,23 @@ setup_path() { # path mtu
         for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
         spawn ip netns exec "$g" "$PUMP" "$sock" tap0
         PUMPPID[$p]=$LAST
-        for _ in $(seq 100); do ip -n "$g" link show tap0 >/dev/null 2>&1 && break; sleep 0.05; done
-        ip -n "$g" link set tap0 mtu "$mtu" up
-        ip -n "$g" addr add 192.0.2.2/24 dev tap0
+        tap_up "$g" "$mtu" 192.0.2.2/24
         ip -n "$g" route add default via 192.0.2.1
         TARGET[$p]=192.0.2.1 ;;
+    wire)
+        local sock="$WORK/$p.sock" s=$TAG-wire-far
+        newns "$s"; SRVNS[$p]=$s
+        spawn ip netns exec "$s" "$PUMP" --listen "$sock" tap0
+        SRVPIDS[$p]=$LAST
+        tap_up "$s" "$mtu" 192.0.2.1/24
+        spawn ip netns exec "$g" "$PUMP" "$sock" tap0
+        PUMPPID[$p]=$LAST
+        tap_up "$g" "$mtu" 192.0.2.2/24
+        spawn ip netns exec "$s" iperf3 -s -p 5201 >/dev/null 2>&1
+        SRVIPERF[$p]=$LAST
+        spawn ip netns exec "$s" "$RR" server 0.0.0.0 5300
+        SRVPIDS[$p]="${SRVPIDS[$p]} $LAST"
+        TPID[$p]=""; TARGET[$p]=192.0.2.1 ;;
     esac
     ip netns exec "$g" "$RR" wait "${TARGET[$p]}" 5300 15 || { echo "run.sh: path $p did not come up" >&2; return 1; }
 }
@@ -177,7 +201,9 @@ teardown_path() {
     local p=$1
     [ -n "${PUMPPID[$p]:-}" ] && stop "${PUMPPID[$p]}"
     [ -n "${TPID[$p]:-}" ] && stop "${TPID[$p]}"
-    PUMPPID[$p]=""; TPID[$p]=""
+    for pid in ${SRVPIDS[$p]:-} ${SRVIPERF[$p]:-}; do stop "$pid"; done
+    [ -n "${SRVNS[$p]:-}" ] && ip netns del "${SRVNS[$p]}" 2>/dev/null
+    PUMPPID[$p]=""; TPID[$p]=""; SRVPIDS[$p]=""; SRVIPERF[$p]=""; SRVNS[$p]=""
     ip -n "$H" link del vb0 2>/dev/null
     ip netns del "${GNS[$p]}" 2>/dev/null
 }
@@ -207,10 +233,18 @@ rcvbuf_errors() {
         END { print n + 0 }' /proc/net/snmp /proc/net/snmp6 2>/dev/null
 }
 
+# After a failed run, a fresh iperf3 server for path $1 (the host's, or
+# the wire's own).
 iperf_restart() {
-    stop "$IPERF_PID"
-    spawn ip netns exec "$H" iperf3 -s -p 5201 >/dev/null 2>&1
-    IPERF_PID=$LAST
+    if [ -n "${SRVNS[$1]:-}" ]; then
+        stop "${SRVIPERF[$1]}"
+        spawn ip netns exec "${SRVNS[$1]}" iperf3 -s -p 5201 >/dev/null 2>&1
+        SRVIPERF[$1]=$LAST
+    else
+        stop "$IPERF_PID"
+        spawn ip netns exec "$H" iperf3 -s -p 5201 >/dev/null 2>&1
+        IPERF_PID=$LAST
+    fi
     sleep 0.3
 }
 
@@ -219,7 +253,7 @@ measure_iperf() {
     local p=$1 t=$2 r=$3; shift 3
     local json="$WORK/$p.$t.$r.json" c0 c1 rns="" d0=0 d1=0
     case $t in
-        udp-up) rns=$H ;;
+        udp-up) rns=${SRVNS[$p]:-$H} ;;
         udp-down) rns=${GNS[$p]} ;;
     esac
     [ -n "$rns" ] && d0=$(rcvbuf_errors "$rns")
@@ -237,7 +271,7 @@ measure_iperf() {
     if [ -z "$bps" ]; then
         echo "  $p $t run $r: failed ($(jq -r '.error // "no output"' "$json" 2>/dev/null))" >&2
         record "$p" "$t" "$r" "" "" "" "" ""
-        iperf_restart
+        iperf_restart "$p"
         return
     fi
     record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss" "$at_rcv"

@@ -5,14 +5,21 @@
 //! * frames-bench against the libpasst.so of this build: every frame kind
 //!   answered (it exits non-zero when an answer is missing or wrong).
 //! * rr: a server and the RR and CRR clients on loopback, a positive rate.
-//! * frame-pump: built, and refuses a bad command line.
+//! * frame-pump: built, refuses a bad command line, and two pumps (one
+//!   `--listen`ing) carry a TCP transfer between two namespaces' taps
+//!   intact (the benchmark's "wire" path; root only).
 //!
 //! Needs cc and make.
 
 mod common;
 
+use common::netns::{wait_until, TestNs};
+use common::tempdir::TempDir;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The bench programs, built against this build's library.
 fn build() -> PathBuf {
@@ -50,4 +57,56 @@ fn bench_programs_build_and_work() {
     let pump = Command::new(dir.join("frame-pump")).stderr(Stdio::piped()).output().unwrap();
     assert_eq!(pump.status.code(), Some(2), "usage error expected");
     assert!(String::from_utf8_lossy(&pump.stderr).contains("usage"));
+}
+
+/// Creates tap0 in `ns` with a pump on `socket`, and gives it `cidr` once
+/// it exists.
+fn pump_in(ns: &TestNs, pump: &std::path::Path, args: &[&str], cidr: &str) -> common::netns::ChildGuard {
+    let child = ns.spawn_guarded(pump.to_str().unwrap(), args);
+    assert!(wait_until(Duration::from_secs(10), || ns.ip_output(&["link", "show", "tap0"]).status.success()));
+    ns.ip(&["link", "set", "tap0", "mtu", "65520", "up"]);
+    ns.ip(&["addr", "add", cidr, "dev", "tap0", "nodad"]);
+    child
+}
+
+#[test]
+fn two_frame_pumps_join_two_namespaces() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let pump = build().join("frame-pump");
+    let dir = TempDir::new("wire");
+    let socket = dir.0.join("wire.sock");
+    let socket = socket.to_str().unwrap();
+    let (a, b) = (TestNs::new("wire-a"), TestNs::new("wire-b"));
+    let _listening = pump_in(&b, &pump, &["--listen", socket, "tap0"], "192.0.2.1/24");
+    let _connecting = pump_in(&a, &pump, &[socket, "tap0"], "192.0.2.2/24");
+
+    // 8 MiB with a pattern that shows a lost, repeated or reordered chunk,
+    // in frames up to 64 KiB: the pumps' batching and partial writes.
+    let listener = b.run(|| TcpListener::bind("192.0.2.1:5000")).unwrap();
+    let mut client = a
+        .run(|| {
+            let mut last = None;
+            for _ in 0..20 {
+                match TcpStream::connect_timeout(&"192.0.2.1:5000".parse().unwrap(), Duration::from_millis(500)) {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(last.unwrap())
+        })
+        .expect("connect across the wire");
+    let (mut server, _) = listener.accept().unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i / 7 ^ i >> 13) as u8).collect();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || client.write_all(&sent));
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(got.len(), data.len(), "bytes received");
+    assert!(got == data, "the data arrived changed");
 }
