@@ -33,7 +33,9 @@
  *  5. The loop: passt_process(now) returns the time to the next deadline;
  *     ppoll() waits on passt_fd() for that long, with SIGTERM/SIGINT blocked
  *     everywhere except inside ppoll() (so a signal can never be missed
- *     between the check of the flag and the wait).
+ *     between the check of the flag and the wait). The clock is read twice
+ *     per wake-up: on waking (the `now` of the call) and after the call
+ *     (how long it worked, and when the wait starts).
  *  6. SIGTERM/SIGINT: passt_free() (which removes the socket file), pid file
  *     removed, exit 0. With --one-off, the guest going away ends us with
  *     status 0 as well; any other fatal error with status 1.
@@ -694,12 +696,12 @@ struct busy_poll {
 	bool bulk_rate;           /* the last full period was at a bulk rate */
 };
 
-/* Notes what the passt_process() call that started at `start` did. */
-static void busy_poll_note_work(struct busy_poll *b, const struct passt *p, uint64_t start)
+/* Notes what the passt_process() call from `start` to `end` did. */
+static void busy_poll_note_work(struct busy_poll *b, const struct passt *p, uint64_t start, uint64_t end)
 {
 	struct passt_stats st = { 0 };
 
-	b->last_work_ns = monotonic_ns() - start;
+	b->last_work_ns = end - start;
 	if (b->max_ns && passt_stats(p, &st, sizeof(st)) >= 0)
 		b->bytes_seen = st.bytes_in + st.bytes_out;
 }
@@ -755,14 +757,14 @@ static void busy_poll_adapt(struct busy_poll *b, uint64_t waited_ns)
 	}
 }
 
-/* Waits until the library's fd is ready, a signal arrives or `timeout`
- * (NULL: none) passed: polls first for the current window, then sleeps.
- * Returns what ppoll() returned. */
+/* Waits from `start` until the library's fd is ready, a signal arrives or
+ * `timeout` (NULL: none) passed: polls first for the current window, then
+ * sleeps. Returns what ppoll() returned; `*woke` is when it did. */
 static int wait_for_events(struct busy_poll *b, struct pollfd *pfd, const struct timespec *timeout,
-			   const sigset_t *waitmask)
+			   const sigset_t *waitmask, uint64_t start, uint64_t *woke)
 {
 	static const struct timespec zero;
-	uint64_t start = monotonic_ns(), now = start, limit = UINT64_MAX;
+	uint64_t now = start, limit = UINT64_MAX;
 	struct timespec left;
 	int rc;
 
@@ -773,8 +775,10 @@ static int wait_for_events(struct busy_poll *b, struct pollfd *pfd, const struct
 
 		do {
 			rc = ppoll(pfd, 1, &zero, waitmask);
-			if (rc != 0 || stop_signal)
+			if (rc != 0 || stop_signal) {
+				*woke = monotonic_ns();
 				return rc;
+			}
 			/* Polling must not take the CPU from a task that could
 			 * use it (a busy guest or peer on a loaded machine):
 			 * free unless one is waiting for this CPU. */
@@ -791,8 +795,9 @@ static int wait_for_events(struct busy_poll *b, struct pollfd *pfd, const struct
 	}
 	b->bytes_at_sleep = b->bytes_seen;
 	rc = ppoll(pfd, 1, timeout, waitmask);
+	*woke = monotonic_ns();
 	if (rc > 0 && b->max_ns)
-		busy_poll_adapt(b, monotonic_ns() - start);
+		busy_poll_adapt(b, *woke - start);
 	return rc;
 }
 
@@ -814,13 +819,14 @@ static int run(struct passt *p, const sigset_t *waitmask, uint64_t busy_poll_ns)
 {
 	struct pollfd pfd = { .fd = passt_fd(p), .events = POLLIN };
 	struct busy_poll busy = { .max_ns = busy_poll_ns, .window_ns = busy_poll_ns };
+	uint64_t now = monotonic_ns();
 
 	for (;;) {
 		struct timespec timeout, *timeout_p = NULL;
-		uint64_t start = monotonic_ns();
-		int next = passt_process(p, start);
+		int next = passt_process(p, now);
+		uint64_t done = monotonic_ns();
 
-		busy_poll_note_work(&busy, p, start);
+		busy_poll_note_work(&busy, p, now, done);
 		if (busy.last_work_ns >= YIELD_AFTER_WORK_NS)
 			sched_yield();
 
@@ -838,7 +844,7 @@ static int run(struct passt *p, const sigset_t *waitmask, uint64_t busy_poll_ns)
 			timeout_p = &timeout;
 		}
 
-		if (wait_for_events(&busy, &pfd, timeout_p, waitmask) < 0 && errno != EINTR) {
+		if (wait_for_events(&busy, &pfd, timeout_p, waitmask, done, &now) < 0 && errno != EINTR) {
 			say(LEVEL_ERR, "poll: %s", strerror(errno));
 			return 1;
 		}
