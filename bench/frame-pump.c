@@ -13,8 +13,8 @@
  *
  * --listen: creates SOCKET and waits for one connection instead. Two pumps,
  * one listening, join two namespaces' taps into one Ethernet segment, with
- * nothing translating between them: for bulk TCP about the best a
- * translator behind this pump can do (bench/run.sh's "wire" path).
+ * nothing translating between them: for bulk TCP at MTU 65520 about the
+ * best a translator behind this pump can do (bench/run.sh's "wire" path).
  *
  * Tap -> socket: frames read until EAGAIN (or the output buffer is full)
  * go out with one write; what the socket does not take stays buffered and

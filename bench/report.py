@@ -113,9 +113,10 @@ for t in tests:
         cell("wire", t, scale, fmt), ratio(med("ours-sock", t), med("wire", t))))
 w("")
 w("wire: two frame pumps joined by their UNIX socket, no translator between them (the far "
-  "namespace runs its own servers): for bulk TCP about the best a socket-mode translator behind "
-  "this pump can do, as veth is for tap mode; no bound for UDP floods and round trips (the pumps "
-  "neither poll nor yield, and the far end is a tap, not loopback).")
+  "namespace runs its own servers): for bulk TCP at MTU 65520 about the best a socket-mode "
+  "translator behind this pump can do, as veth is for tap mode; no bound elsewhere (at MTU 1500 "
+  "its far end writes each frame to a tap, where a translator writes large sends to a socket; "
+  "the pumps neither poll nor yield).")
 w("")
 rr_tests = [t for t in tests if t in ("rr", "crr")]
 if rr_tests:
