@@ -13,8 +13,8 @@
 #   passt      Debian's passt -s SOCKET, behind the same pump
 #   wire       two such pumps joined by their socket (frame-pump --listen in
 #              a second namespace that runs its own servers): a translator
-#              that costs nothing, the limit of socket mode as veth is of
-#              tap mode
+#              that costs nothing; for bulk TCP at MTU 65520 the limit of
+#              socket mode, as veth is of tap mode (see bench/README.md)
 #
 # Topology: a "host" namespace with a default route (through a "router"
 # namespace, only there so that the translators find a host network),
