@@ -59,8 +59,8 @@ fn bench_programs_build_and_work() {
     assert!(String::from_utf8_lossy(&pump.stderr).contains("usage"));
 }
 
-/// Creates tap0 in `ns` with a pump on `socket`, and gives it `cidr` once
-/// it exists.
+/// Starts a frame pump in `ns` with `args`, waits for the tap0 it creates
+/// and gives that `cidr`.
 fn pump_in(ns: &TestNs, pump: &std::path::Path, args: &[&str], cidr: &str) -> common::netns::ChildGuard {
     let child = ns.spawn_guarded(pump.to_str().unwrap(), args);
     assert!(wait_until(Duration::from_secs(10), || ns.ip_output(&["link", "show", "tap0"]).status.success()));
@@ -101,7 +101,7 @@ fn two_frame_pumps_join_two_namespaces() {
         .expect("connect across the wire");
     let (mut server, _) = listener.accept().unwrap();
     server.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i / 7 ^ i >> 13) as u8).collect();
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| ((i / 7) ^ (i >> 13)) as u8).collect();
     let sent = data.clone();
     let writer = std::thread::spawn(move || client.write_all(&sent));
     let mut got = Vec::new();
