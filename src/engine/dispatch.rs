@@ -342,11 +342,17 @@ impl Core {
 
     fn handle_ndp(&mut self, src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, msg: &[u8]) {
         let Some(cfg) = &self.services.ndp else { return self.stats.drop(Drop::Disabled) };
-        let v6 = self.net.v6.as_ref();
-        let guest_addrs: Vec<Ipv6Addr> =
-            v6.map(|n| [Some(n.assigned), n.observed, n.observed_ll].into_iter().flatten().collect()).unwrap_or_default();
+        // On the stack: a guest configuring IPv6 sends these all along.
+        let mut guest_addrs = [Ipv6Addr::UNSPECIFIED; 3];
+        let mut known = 0;
+        if let Some(n) = &self.net.v6 {
+            for addr in [Some(n.assigned), n.observed, n.observed_ll].into_iter().flatten() {
+                guest_addrs[known] = addr;
+                known += 1;
+            }
+        }
         let mut out = [0u8; 1280];
-        match ndp::handle(cfg, src, dst, hop_limit, msg, &guest_addrs, &mut out) {
+        match ndp::handle(cfg, src, dst, hop_limit, msg, &guest_addrs[..known], &mut out) {
             Ok(Some(reply)) => {
                 if !src.is_unspecified() {
                     self.observe(src.into());
