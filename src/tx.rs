@@ -12,6 +12,9 @@
 //! and producers look at [`TxQueue::room`] before reading host sockets, so
 //! that data the guest has not received is never read from the kernel.
 //! Memory follows use: the buffer grows up to its limit and no further.
+//! Its first growth reserves the whole limit (and the frame list room for
+//! as many of the smallest frames), address space only: pages are touched
+//! as the high-water mark rises, and a busy queue never reallocates.
 
 use crate::wire::{checksum, ethernet, ipv4, ipv6};
 use std::net::IpAddr;
@@ -20,6 +23,9 @@ use std::net::IpAddr;
 pub const PREFIX: usize = 4;
 /// Largest frame: Ethernet header plus the largest MTU (65520) plus slack.
 pub const MAX_FRAME: usize = ethernet::HEADER_LEN + 65535;
+/// Room the smallest frame we build (an ARP reply) takes in the queue:
+/// sizes the frame list for a full buffer.
+const MIN_STRIDE: usize = PREFIX + ethernet::HEADER_LEN + 28;
 
 /// Ethernet addressing of a frame to the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,8 +123,10 @@ pub struct TxQueue {
     /// Bytes in use (committed frames).
     used: usize,
     /// Start (of the prefix) and length (of the frame) of each frame, and
-    /// what is left for the kernel to do.
-    frames: std::collections::VecDeque<(usize, usize, Offload)>,
+    /// what is left for the kernel to do; those before `first` were sent.
+    /// Like `buf`, only appended to until drained, then cleared.
+    frames: Vec<(usize, usize, Offload)>,
+    first: usize,
     /// The backend takes [`Offload`] frames (see [`TxQueue::set_offload`]).
     offload: bool,
     /// ... including UDP frames of several datagrams.
@@ -148,7 +156,8 @@ impl TxQueue {
         TxQueue {
             buf: Vec::new(),
             used: 0,
-            frames: Default::default(),
+            frames: Vec::new(),
+            first: 0,
             head_sent: 0,
             limit: limit.max(PREFIX + MAX_FRAME),
             reserved: 0,
@@ -176,17 +185,15 @@ impl TxQueue {
     /// whole: a producer appends to it and rewrites its headers, then sets
     /// its [`Offload`] with [`Self::set_last_offload`].
     pub fn grow_last(&mut self, extra: usize) -> Option<&mut [u8]> {
-        let &(start, len, _) = self.frames.back()?;
+        let &(start, len, _) = self.queued().last()?;
         let new_len = len + extra;
         if start + PREFIX + len != self.used || new_len > MAX_FRAME || self.used + extra > self.limit {
             return None;
         }
-        if self.buf.len() < self.used + extra {
-            self.buf.resize(self.used + extra, 0);
-        }
+        self.extend_buf(self.used + extra);
         self.used += extra;
         self.queued_bytes += extra;
-        if let Some(f) = self.frames.back_mut() {
+        if let Some(f) = self.frames[self.first..].last_mut() {
             f.1 = new_len;
         }
         self.largest_new = self.largest_new.max(new_len);
@@ -197,7 +204,7 @@ impl TxQueue {
     /// Sets the offload work of the most recently committed frame.
     pub fn set_last_offload(&mut self, offload: Offload) {
         debug_assert!(self.offload || offload == Offload::default());
-        if let Some(f) = self.frames.back_mut() {
+        if let Some(f) = self.frames[self.first..].last_mut() {
             f.2 = offload;
         }
     }
@@ -218,11 +225,28 @@ impl TxQueue {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.queued().is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.queued().len()
+    }
+
+    /// The frames not yet sent.
+    fn queued(&self) -> &[(usize, usize, Offload)] {
+        &self.frames[self.first..]
+    }
+
+    /// Makes `buf` at least `end` bytes long (see the module comment).
+    fn extend_buf(&mut self, end: usize) {
+        if self.buf.len() >= end {
+            return;
+        }
+        if self.buf.capacity() < self.limit {
+            self.buf.reserve_exact(self.limit - self.buf.len());
+            self.frames.reserve_exact((self.limit / MIN_STRIDE).saturating_sub(self.frames.len()));
+        }
+        self.buf.resize(end, 0);
     }
 
     /// Bytes of the queued frames (prefixes excluded; a frame partly
@@ -238,9 +262,7 @@ impl TxQueue {
             return None;
         }
         let end = self.used + PREFIX + max_len;
-        if self.buf.len() < end {
-            self.buf.resize(end, 0);
-        }
+        self.extend_buf(end);
         self.reserved = max_len;
         Some(&mut self.buf[self.used + PREFIX..end])
     }
@@ -262,9 +284,7 @@ impl TxQueue {
             return None;
         }
         let end = self.used + n * stride;
-        if self.buf.len() < end {
-            self.buf.resize(end, 0);
-        }
+        self.extend_buf(end);
         self.reserved = 0;
         self.run_reserved = (frame_len, n);
         Some((&mut self.buf[self.used..end], n))
@@ -307,7 +327,7 @@ impl TxQueue {
     fn push_frame(&mut self, len: usize, offload: Offload) {
         let start = self.used;
         self.buf[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
-        self.frames.push_back((start, len, offload));
+        self.frames.push((start, len, offload));
         self.used += PREFIX + len;
         self.unseen += 1;
         self.largest_new = self.largest_new.max(len);
@@ -324,28 +344,27 @@ impl TxQueue {
     /// and in-process backends. A frame partly sent by the stream backend is
     /// never mixed with these (one backend per instance).
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.frames.iter().map(|&(s, l, _)| &self.buf[s + PREFIX..s + PREFIX + l])
+        self.queued().iter().map(|&(s, l, _)| &self.buf[s + PREFIX..s + PREFIX + l])
     }
 
     /// The queued frames with their offload work, for the tap backend.
     pub fn frames_offload(&self) -> impl Iterator<Item = (&[u8], Offload)> {
-        self.frames.iter().map(|&(s, l, o)| (&self.buf[s + PREFIX..s + PREFIX + l], o))
+        self.queued().iter().map(|&(s, l, o)| (&self.buf[s + PREFIX..s + PREFIX + l], o))
     }
 
     /// The frames committed since the last call (call it before frames
     /// are sent, or some will have left unseen).
     pub fn take_new(&mut self) -> impl Iterator<Item = &[u8]> {
-        let skip = self.frames.len().saturating_sub(std::mem::take(&mut self.unseen));
+        let skip = self.len().saturating_sub(std::mem::take(&mut self.unseen));
         self.frames().skip(skip)
     }
 
     /// Drops the `n` oldest frames (they were sent).
     pub fn pop_frames(&mut self, n: usize) {
-        for _ in 0..n.min(self.frames.len()) {
-            if let Some((_, len, _)) = self.frames.pop_front() {
-                self.queued_bytes -= len;
-            }
-        }
+        let n = n.min(self.len());
+        let sent: usize = self.queued()[..n].iter().map(|&(_, len, _)| len).sum();
+        self.queued_bytes -= sent;
+        self.first += n;
         self.head_sent = 0;
         self.compact();
     }
@@ -353,7 +372,7 @@ impl TxQueue {
     /// Everything not yet sent, prefixes included, as one byte run for the
     /// stream backend.
     pub fn stream_bytes(&self) -> &[u8] {
-        match self.frames.front() {
+        match self.queued().first() {
             Some(&(s, _, _)) => &self.buf[s + self.head_sent..self.used],
             None => &[],
         }
@@ -361,7 +380,7 @@ impl TxQueue {
 
     /// Marks `n` bytes of [`Self::stream_bytes`] as sent.
     pub fn consume_stream(&mut self, mut n: usize) {
-        while let Some(&(_, len, _)) = self.frames.front() {
+        while let Some(&(_, len, _)) = self.queued().first() {
             let left = PREFIX + len - self.head_sent;
             if n < left {
                 self.head_sent += n;
@@ -369,7 +388,7 @@ impl TxQueue {
             }
             n -= left;
             self.head_sent = 0;
-            self.frames.pop_front();
+            self.first += 1;
             self.queued_bytes -= len;
         }
         self.compact();
@@ -378,6 +397,7 @@ impl TxQueue {
     /// Forgets everything queued (the guest went away).
     pub fn clear(&mut self) {
         self.frames.clear();
+        self.first = 0;
         self.unseen = 0;
         self.largest_new = 0;
         self.head_sent = 0;
@@ -388,9 +408,10 @@ impl TxQueue {
     /// Releases memory beyond `keep` bytes when empty (idle instances stay
     /// small).
     pub fn shrink(&mut self, keep: usize) {
-        if self.frames.is_empty() && self.buf.len() > keep {
+        if self.is_empty() && self.buf.len() > keep {
             self.buf.truncate(keep);
             self.buf.shrink_to(keep);
+            self.frames.shrink_to(keep / MIN_STRIDE);
         }
     }
 
@@ -398,7 +419,9 @@ impl TxQueue {
     /// (Frames are only ever appended, so a non-empty queue keeps its
     /// layout until drained; the limit bounds how far it reaches.)
     fn compact(&mut self) {
-        if self.frames.is_empty() {
+        if self.is_empty() {
+            self.frames.clear();
+            self.first = 0;
             self.used = 0;
             self.head_sent = 0;
         }

@@ -797,6 +797,11 @@ impl Conn {
                         None => return Verdict::Abort,
                     }
                 }
+                if stage.capacity() < STAGE_MAX {
+                    // At once to its bound (address space until used):
+                    // growing in steps would reallocate mid-transfer.
+                    stage.reserve_exact(STAGE_MAX - stage.len());
+                }
                 stage.extend_from_slice(data);
             }
         }
