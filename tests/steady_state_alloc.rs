@@ -267,9 +267,9 @@ impl Setup {
     fn measure(&self, name: &str, workload: Workload) -> (u64, u64, u64) {
         std::thread::sleep(WARM_UP);
         for _ in 0..5 {
-            let lost_before = self.guest_retransmissions();
+            let lost_before = self.guest.tcp_retransmissions();
             let delta = self.window(name);
-            let lost = self.guest_retransmissions() - lost_before;
+            let lost = self.guest.tcp_retransmissions() - lost_before;
             eprintln!(
                 "{name}: {} allocations, {} frames in, {} frames out, {lost} guest retransmissions",
                 delta.0, delta.1, delta.2
@@ -300,15 +300,6 @@ impl Setup {
             window.frames_in.load(Ordering::Relaxed),
             window.frames_out.load(Ordering::Relaxed),
         )
-    }
-
-    /// The guest kernel's count of retransmitted TCP segments.
-    fn guest_retransmissions(&self) -> u64 {
-        let snmp = self.guest.run(|| std::fs::read_to_string("/proc/thread-self/net/snmp")).unwrap();
-        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-        let at = names.split_whitespace().position(|n| n == "RetransSegs").unwrap();
-        values.split_whitespace().nth(at).unwrap().parse().unwrap()
     }
 
     fn host_tcp_listener(&self) -> (TcpListener, u16) {

@@ -199,28 +199,19 @@ fn transfer_both_ways(s: &Setup, server: &TcpListener, to: SocketAddr, n: u64) {
     let _ = srv;
 }
 
-/// The guest kernel's count of retransmitted TCP segments.
-fn guest_retransmissions(s: &Setup) -> u64 {
-    let snmp = s.in_guest(|| std::fs::read_to_string("/proc/thread-self/net/snmp"));
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-    let at = names.split_whitespace().position(|n| n == "RetransSegs").unwrap();
-    values.split_whitespace().nth(at).unwrap().parse().unwrap()
-}
-
 #[test]
 fn transfers_of_every_size_both_ways_over_ipv4() {
     let _fds = shared();
     let s = setup("tcp-xfer4", &[]);
     let (l, port) = s.host_server(false);
     let to: SocketAddr = format!("{GW4}:{port}").parse().unwrap();
-    let before = guest_retransmissions(&s);
+    let before = s.guest.tcp_retransmissions();
     for n in [0u64, 1, 64 << 10, 256 << 20] {
         transfer_both_ways(&s, &l, to, n);
     }
     // Nothing lost on the way: no window we advertised was refused, no
     // window update looked like a duplicate ACK.
-    assert_eq!(guest_retransmissions(&s) - before, 0, "the guest retransmitted");
+    assert_eq!(s.guest.tcp_retransmissions() - before, 0, "the guest retransmitted");
 }
 
 #[test]

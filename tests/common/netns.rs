@@ -169,6 +169,15 @@ impl TestNs {
         let out = self.ip(&["-o", "link", "show", "dev", ifname]);
         out.split(':').next().and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("no index in {out:?}"))
     }
+
+    /// This namespace's count of retransmitted TCP segments (`RetransSegs`).
+    pub fn tcp_retransmissions(&self) -> u64 {
+        let snmp = self.run(|| std::fs::read_to_string("/proc/thread-self/net/snmp")).expect("read snmp");
+        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().expect("Tcp: names"), tcp.next().expect("Tcp: values"));
+        let at = names.split_whitespace().position(|n| n == "RetransSegs").expect("RetransSegs");
+        values.split_whitespace().nth(at).and_then(|v| v.parse().ok()).expect("RetransSegs value")
+    }
 }
 
 impl Drop for TestNs {
