@@ -496,6 +496,31 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_queue_keeps_its_memory() {
+        let mut q = TxQueue::new(1 << 20);
+        let mut where_ = None;
+        for round in 0..50usize {
+            // Frames of every size, popped in parts, with a partial
+            // stream write between: never drained until the round ends.
+            for i in 0..(200 + round) {
+                let len = 42 + (i * 97 + round) % 6000;
+                if q.reserve(len).is_none() {
+                    break;
+                }
+                q.commit(len);
+                if i % 7 == 0 {
+                    q.pop_frames(2);
+                }
+            }
+            q.consume_stream(5);
+            q.pop_frames(usize::MAX);
+            assert!(q.is_empty() && q.queued_bytes() == 0 && q.first == 0 && q.frames.is_empty());
+            let now = (q.buf.as_ptr(), q.buf.capacity(), q.frames.as_ptr(), q.frames.capacity());
+            assert_eq!(*where_.get_or_insert(now), now, "round {round}: the queue reallocated");
+        }
+    }
+
+    #[test]
     fn limit_is_respected() {
         let mut q = TxQueue::new(0);
         assert!(q.reserve(MAX_FRAME).is_some());
