@@ -193,7 +193,7 @@ impl TxQueue {
         self.extend_buf(self.used + extra);
         self.used += extra;
         self.queued_bytes += extra;
-        if let Some(f) = self.frames[self.first..].last_mut() {
+        if let Some(f) = self.queued_mut().last_mut() {
             f.1 = new_len;
         }
         self.largest_new = self.largest_new.max(new_len);
@@ -204,7 +204,7 @@ impl TxQueue {
     /// Sets the offload work of the most recently committed frame.
     pub fn set_last_offload(&mut self, offload: Offload) {
         debug_assert!(self.offload || offload == Offload::default());
-        if let Some(f) = self.frames[self.first..].last_mut() {
+        if let Some(f) = self.queued_mut().last_mut() {
             f.2 = offload;
         }
     }
@@ -235,6 +235,10 @@ impl TxQueue {
     /// The frames not yet sent.
     fn queued(&self) -> &[(usize, usize, Offload)] {
         &self.frames[self.first..]
+    }
+
+    fn queued_mut(&mut self) -> &mut [(usize, usize, Offload)] {
+        &mut self.frames[self.first..]
     }
 
     /// Makes `buf` at least `end` bytes long (see the module comment).

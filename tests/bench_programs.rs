@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::netns::{wait_until, TestNs};
+use common::netns::{frame_pump_in, TestNs};
 use common::tempdir::TempDir;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,16 +59,6 @@ fn bench_programs_build_and_work() {
     assert!(String::from_utf8_lossy(&pump.stderr).contains("usage"));
 }
 
-/// Starts a frame pump in `ns` with `args`, waits for the tap0 it creates
-/// and gives that `cidr`.
-fn pump_in(ns: &TestNs, pump: &std::path::Path, args: &[&str], cidr: &str) -> common::netns::ChildGuard {
-    let child = ns.spawn_guarded(pump.to_str().unwrap(), args);
-    assert!(wait_until(Duration::from_secs(10), || ns.ip_output(&["link", "show", "tap0"]).status.success()));
-    ns.ip(&["link", "set", "tap0", "mtu", "65520", "up"]);
-    ns.ip(&["addr", "add", cidr, "dev", "tap0", "nodad"]);
-    child
-}
-
 #[test]
 fn two_frame_pumps_join_two_namespaces() {
     if !common::is_root() {
@@ -80,8 +70,8 @@ fn two_frame_pumps_join_two_namespaces() {
     let socket = dir.0.join("wire.sock");
     let socket = socket.to_str().unwrap();
     let (a, b) = (TestNs::new("wire-a"), TestNs::new("wire-b"));
-    let _listening = pump_in(&b, &pump, &["--listen", socket, "tap0"], "192.0.2.1/24");
-    let _connecting = pump_in(&a, &pump, &[socket, "tap0"], "192.0.2.2/24");
+    let _listening = frame_pump_in(&b, &pump, &["--listen", socket, "tap0"], "192.0.2.1/24");
+    let _connecting = frame_pump_in(&a, &pump, &[socket, "tap0"], "192.0.2.2/24");
 
     // 8 MiB with a pattern that shows a lost, repeated or reordered chunk,
     // in frames up to 64 KiB: the pumps' batching and partial writes.

@@ -4,10 +4,10 @@
 //! syscall and fragments a long-lived VMM's heap).
 //!
 //! A counting global allocator wraps the system's and counts, per thread,
-//! the allocations and reallocations made. The instance runs in a driver
-//! thread of this file's own (in a "host" namespace), which takes its
-//! counts and the instance's frame counters when the test opens and closes
-//! a window. Each workload runs for a warm-up (connections, flows, buffers
+//! the allocations and reallocations made. The instance runs in
+//! `common::driver`'s thread (in a "host" namespace), whose probe between
+//! two `process` calls takes that thread's count and the instance's frame
+//! counters when the test opens and closes a window. Each workload runs for a warm-up (connections, flows, buffers
 //! and queues reach their working size), then a window in which the driver
 //! thread must allocate nothing while frames move; the first allocations
 //! in a window are shown with a backtrace. Both guest sides are covered:
@@ -21,15 +21,15 @@
 
 mod common;
 
-use common::driver::now;
-use common::netns::{wait_until, HostWithRouter, TestNs};
+use common::driver::Driver;
+use common::netns::{frame_pump_in, wait_until, HostWithRouter, TestNs};
 use common::tempdir::TempDir;
 use passt::engine::Instance;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -131,59 +131,36 @@ impl Counts {
     }
 }
 
-/// The host program's loop (as `common::driver`), counting as it goes.
+/// The instance, driven by `common::driver`, with the window kept on
+/// the driving thread (whose allocations are the instance's).
 struct MeasuredDriver {
     window: Arc<Window>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _driver: Driver,
 }
 
 impl MeasuredDriver {
-    fn start_in(netns: PathBuf, opts: Vec<String>) -> MeasuredDriver {
+    fn start_in(netns: &Path, opts: &[&str]) -> MeasuredDriver {
         let window = Arc::new(Window::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (shared, flag) = (window.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            passt::sys::netns::enter_netns(&netns).expect("enter the host namespace");
-            let words: Vec<&str> = opts.iter().map(String::as_str).collect();
-            let mut instance = Instance::new(&common::driver::Driver::config(&words)).expect("instance starts");
-            tx.send(()).unwrap();
-            let mut base: Option<Counts> = None;
-            while !flag.load(Ordering::Relaxed) {
-                match (shared.open.load(Ordering::Acquire), base) {
-                    (true, None) => {
-                        base = Some(Counts::now(&instance));
-                        TO_SHOW.set(3);
-                    }
-                    (false, Some(b)) => {
-                        TO_SHOW.set(0);
-                        let c = Counts::now(&instance);
-                        shared.allocations.store(c.allocations - b.allocations, Ordering::Relaxed);
-                        shared.frames_in.store(c.frames_in - b.frames_in, Ordering::Relaxed);
-                        shared.frames_out.store(c.frames_out - b.frames_out, Ordering::Relaxed);
-                        shared.closed.store(true, Ordering::Release);
-                        base = None;
-                    }
-                    _ => {}
-                }
-                let mut pfd = libc::pollfd { fd: instance.fd(), events: libc::POLLIN, revents: 0 };
-                // SAFETY: pfd is a valid pollfd array of length 1.
-                unsafe { libc::poll(&mut pfd, 1, 10) };
-                instance.process(now()).expect("process");
+        let shared = window.clone();
+        let mut base: Option<Counts> = None;
+        let probe = move |instance: &Instance| match (shared.open.load(Ordering::Acquire), base) {
+            (true, None) => {
+                base = Some(Counts::now(instance));
+                TO_SHOW.set(3);
             }
-        });
-        rx.recv().expect("driver thread starts the instance");
-        MeasuredDriver { window, stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for MeasuredDriver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+            (false, Some(b)) => {
+                TO_SHOW.set(0);
+                let c = Counts::now(instance);
+                shared.allocations.store(c.allocations - b.allocations, Ordering::Relaxed);
+                shared.frames_in.store(c.frames_in - b.frames_in, Ordering::Relaxed);
+                shared.frames_out.store(c.frames_out - b.frames_out, Ordering::Relaxed);
+                shared.closed.store(true, Ordering::Release);
+                base = None;
+            }
+            _ => {}
+        };
+        let driver = Driver::start_in_with(netns, &Driver::config(opts), probe).expect("instance starts");
+        MeasuredDriver { window, _driver: driver }
     }
 }
 
@@ -231,8 +208,8 @@ struct Setup {
 fn setup_tap(tag: &str) -> Setup {
     let net = HostWithRouter::new(tag);
     let guest = TestNs::new(&format!("{tag}-g"));
-    let opts = vec![format!("netns={}", guest.path.display()), "ns-ifname=tap0".into(), "config-net".into()];
-    let driver = MeasuredDriver::start_in(net.host.path.clone(), opts);
+    let netns = format!("netns={}", guest.path.display());
+    let driver = MeasuredDriver::start_in(&net.host.path, &[&netns, "ns-ifname=tap0", "config-net"]);
     Setup { driver, _pump: None, _socket_dir: None, guest, net }
 }
 
@@ -248,15 +225,9 @@ fn setup_socket(tag: &str) -> Setup {
     let guest = TestNs::new(&format!("{tag}-g"));
     let dir = TempDir::new("alloc");
     let socket = dir.0.join("passt.sock");
-    let opts = vec![format!("socket={}", socket.display()), "mtu=65520".into()];
-    let driver = MeasuredDriver::start_in(net.host.path.clone(), opts);
-    let pump = guest.spawn_guarded(pump.to_str().unwrap(), &[socket.to_str().unwrap(), "tap0"]);
-    assert!(
-        wait_until(Duration::from_secs(10), || guest.ip_output(&["link", "show", "tap0"]).status.success()),
-        "the frame pump made no tap0"
-    );
-    guest.ip(&["link", "set", "tap0", "mtu", "65520", "up"]);
-    guest.ip(&["addr", "add", &format!("{}/{}", HostWithRouter::HOST4, HostWithRouter::PREFIX4), "dev", "tap0"]);
+    let driver = MeasuredDriver::start_in(&net.host.path, &[&format!("socket={}", socket.display()), "mtu=65520"]);
+    let cidr = format!("{}/{}", HostWithRouter::HOST4, HostWithRouter::PREFIX4);
+    let pump = frame_pump_in(&guest, &pump, &[socket.to_str().unwrap(), "tap0"], &cidr);
     guest.ip(&["route", "add", "default", "via", HostWithRouter::ROUTER4]);
     Setup { driver, _pump: Some(pump), _socket_dir: Some(dir), guest, net }
 }

@@ -44,6 +44,17 @@ impl Driver {
     /// Creates and drives the instance in a thread that lives in the
     /// network namespace at `netns` (so its host sockets are there).
     pub fn start_in(netns: &std::path::Path, config: &Config) -> Result<Driver, String> {
+        Self::start_in_with(netns, config, |_| {})
+    }
+
+    /// [`Self::start_in`], calling `each` with the instance on the driving
+    /// thread before every wait, i.e. between two `process` calls (a
+    /// test's probe).
+    pub fn start_in_with(
+        netns: &std::path::Path,
+        config: &Config,
+        each: impl FnMut(&Instance) + Send + 'static,
+    ) -> Result<Driver, String> {
         let (tx, rx) = std::sync::mpsc::channel();
         let (path, config) = (netns.to_path_buf(), config.clone());
         let stop = Arc::new(AtomicBool::new(false));
@@ -57,7 +68,7 @@ impl Driver {
             match Instance::new(&config) {
                 Ok(instance) => {
                     let _ = tx.send(Ok(()));
-                    drive(instance, &flag)
+                    drive(instance, &flag, each)
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -78,7 +89,7 @@ impl Driver {
     pub fn run(instance: Instance) -> Driver {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || drive(instance, &flag));
+        let thread = std::thread::spawn(move || drive(instance, &flag, |_| {}));
         Driver { stop, thread: Some(thread) }
     }
 
@@ -99,10 +110,11 @@ impl Drop for Driver {
 }
 
 /// The host program's loop: poll with the returned timeout, process.
-fn drive(mut instance: Instance, stop: &AtomicBool) -> Result<(), String> {
+fn drive(mut instance: Instance, stop: &AtomicBool, mut each: impl FnMut(&Instance)) -> Result<(), String> {
     let _log = log_to_stderr();
     let mut timeout = 0i32;
     while !stop.load(Ordering::Relaxed) {
+        each(&instance);
         let mut pfd = libc::pollfd { fd: instance.fd(), events: libc::POLLIN, revents: 0 };
         // Wake at least every 50 ms to notice the stop flag.
         let t = if !(0..=50).contains(&timeout) { 50 } else { timeout };

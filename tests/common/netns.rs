@@ -188,6 +188,20 @@ impl Drop for TestNs {
     }
 }
 
+/// Starts bench/frame-pump (built at `pump`) in `ns` with `args`, waits
+/// for the tap0 it creates and gives that MTU 65520 and `cidr`.
+pub fn frame_pump_in(ns: &TestNs, pump: &Path, args: &[&str], cidr: &str) -> ChildGuard {
+    let child = ns.spawn_guarded(pump.to_str().expect("UTF-8 path"), args);
+    assert!(
+        wait_until(Duration::from_secs(10), || ns.ip_output(&["link", "show", "tap0"]).status.success()),
+        "the frame pump made no tap0 in {}",
+        ns.name
+    );
+    ns.ip(&["link", "set", "tap0", "mtu", "65520", "up"]);
+    ns.ip(&["addr", "add", cidr, "dev", "tap0", "nodad"]);
+    child
+}
+
 /// A child process killed (and reaped) on drop.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);
