@@ -21,17 +21,20 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The bench programs, built against this build's library.
-fn build() -> PathBuf {
+/// The bench programs, built against this build's library into a
+/// directory of the test's own: two makes building the same binaries at
+/// once let one test run a program while the other's linker was still
+/// writing it (ETXTBSY, seen in CI).
+fn build(test: &str) -> PathBuf {
     let lib = common::lib_dir();
-    let out = lib.join("bench-programs");
+    let out = lib.join("bench-programs").join(test);
     common::make("bench", &lib, &out, "all");
     out
 }
 
 #[test]
 fn bench_programs_build_and_work() {
-    let dir = build();
+    let dir = build("work");
 
     let fb = Command::new(dir.join("frames-bench")).args(["all", "20000"]).output().unwrap();
     let text = String::from_utf8_lossy(&fb.stdout);
@@ -65,7 +68,7 @@ fn two_frame_pumps_join_two_namespaces() {
         eprintln!("skipped: needs root");
         return;
     }
-    let pump = build().join("frame-pump");
+    let pump = build("pumps").join("frame-pump");
     let dir = TempDir::new("wire");
     let socket = dir.0.join("wire.sock");
     let socket = socket.to_str().unwrap();
