@@ -491,6 +491,9 @@ impl Instance {
                 return Err(RunError::GuestGone);
             }
         }
+        if self.core.flows.tcp.take_connect_started() && self.host_active {
+            self.host_events();
+        }
         self.run_timers();
         self.flush_guest();
         if let Some(p) = self.core.pcap.as_mut() {
@@ -650,6 +653,8 @@ impl Instance {
 
     /// Events on host sockets: dispatched to the flow tables.
     fn host_events(&mut self) {
+        // What this poll finds includes any connect() started before it.
+        self.core.flows.tcp.take_connect_started();
         // A buffer kept from call to call: zeroing 3 KiB on every wake-up
         // was a third of the instructions of a 1-byte round trip.
         let mut events = std::mem::take(&mut self.host_events);
