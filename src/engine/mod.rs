@@ -491,6 +491,8 @@ impl Instance {
                 return Err(RunError::GuestGone);
             }
         }
+        // A connect() to the host's loopback has finished already: answer
+        // the guest's SYN now, not in the next wake-up.
         if self.core.flows.tcp.take_connect_started() && self.host_active {
             self.host_events();
         }
