@@ -11,7 +11,9 @@
 //! flows are told to resume.
 //!
 //! `process(now)` handles one round of ready events (one `epoll_wait`,
-//! each source read up to a batch), runs due timers, flushes the queue and
+//! each source read up to a batch; the host sockets are polled once more
+//! after guest frames that started a `connect()`, which to the host's
+//! loopback has finished already), runs due timers, flushes the queue and
 //! returns the time to the next deadline. It never blocks and reads no
 //! clock. One round, not "until nothing is ready": the work per call stays
 //! small and bounded, so a flood cannot hold the host's thread, and a host
