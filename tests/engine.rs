@@ -179,14 +179,7 @@ fn frames_written(s: &mut UnixStream) -> Vec<Vec<u8>> {
     while let Ok(n @ 1..) = s.read(&mut buf) {
         bytes.extend_from_slice(&buf[..n]);
     }
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while let Some(len) = bytes.get(at..at + 4).map(|l| u32::from_be_bytes(l.try_into().unwrap()) as usize) {
-        let Some(f) = bytes.get(at + 4..at + 4 + len) else { break };
-        frames.push(f.to_vec());
-        at += 4 + len;
-    }
-    frames
+    common::split_stream_records(&bytes).0.into_iter().map(<[u8]>::to_vec).collect()
 }
 
 /// A guest's connection to the host's loopback is answered (SYN-ACK) in
@@ -196,7 +189,7 @@ fn frames_written(s: &mut UnixStream) -> Vec<Vec<u8>> {
 /// wake-up (a whole round of the host's loop per connection set up).
 #[test]
 fn a_loopback_connect_is_answered_in_the_wake_up_that_read_the_syn() {
-    use frames::{ip_frame, parse_out, tcp, G4, GW4, P_TCP, SYN_OPTS};
+    use frames::{parse_out, syn, G4, GW4, P_TCP};
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
     let _serial = serial();
@@ -219,8 +212,7 @@ fn a_loopback_connect_is_answered_in_the_wake_up_that_read_the_syn() {
             break;
         }
         let sport = 40000 + i;
-        let syn = ip_frame(G4.into(), GW4.into(), P_TCP, &tcp(G4.into(), GW4.into(), sport, port, 1, 0, SYN, 65535, SYN_OPTS, &[]));
-        guest.write_all(&stream_record(&syn)).unwrap();
+        guest.write_all(&stream_record(&syn(G4.into(), GW4.into(), sport, port))).unwrap();
         let mut pfd = libc::pollfd { fd: inst.fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: pfd is a valid pollfd array of length 1.
         assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1, "the instance never saw the SYN");

@@ -117,10 +117,6 @@ impl Drop for NofileGuard {
     }
 }
 
-fn syn(g: IpAddr, gw: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
-    ip_frame(g, gw, P_TCP, &tcp(g, gw, sport, dport, 1, 0, 0x02, 65535, SYN_OPTS, &[]))
-}
-
 /// The process runs out of fds while the guest opens TCP connections,
 /// UDP flows and pings, and a host peer connects to a forwarded port:
 /// the guest gets resets, the log says why (rate limited), the loop does

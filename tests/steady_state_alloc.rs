@@ -7,10 +7,11 @@
 //! the allocations and reallocations made. The instance runs in
 //! `common::driver`'s thread (in a "host" namespace), whose probe between
 //! two `process` calls takes that thread's count and the instance's frame
-//! counters when the test opens and closes a window. Each workload runs for a warm-up (connections, flows, buffers
-//! and queues reach their working size), then a window in which the driver
-//! thread must allocate nothing while frames move; the first allocations
-//! in a window are shown with a backtrace. Both guest sides are covered:
+//! counters when the test opens and closes a window. Each workload runs
+//! for a warm-up (connections, flows, buffers and queues reach their
+//! working size), then a window in which the driver thread must allocate
+//! nothing while frames move; the first allocations in a window are shown
+//! with a backtrace. Both guest sides are covered:
 //! our tap in the guest's namespace, and the UNIX socket with
 //! bench/frame-pump carrying the guest's tap.
 //!

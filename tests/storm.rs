@@ -795,7 +795,7 @@ fn max_flows_bounds_tcp_udp_and_icmp_each() {
         let (g, gw): (IpAddr, IpAddr) = (G4.into(), GW4.into());
         type Make = Box<dyn Fn(u16) -> Vec<u8>>;
         let kinds: Vec<(&str, Make)> = vec![
-            ("TCP", Box::new(move |i| ip_frame(g, gw, P_TCP, &tcp(g, gw, 20000 + i, port, 1, 0, 0x02, 65535, SYN_OPTS, &[])))),
+            ("TCP", Box::new(move |i| syn(g, gw, 20000 + i, port))),
             ("UDP", Box::new(move |i| ip_frame(g, gw, P_UDP, &udp(g, gw, 20000 + i, 9, b"x")))),
             ("ICMP", Box::new(move |i| ip_frame(g, gw, P_ICMP, &icmp4_echo(i, 1, b"x")))),
         ];

@@ -456,16 +456,11 @@ impl Pump {
                         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
                         Err(_) => return,
                     }
-                    let mut at = 0;
-                    while stream.len() >= at + 4 {
-                        let len = u32::from_be_bytes([stream[at], stream[at + 1], stream[at + 2], stream[at + 3]]) as usize;
-                        if stream.len() < at + 4 + len {
-                            break;
-                        }
-                        let _ = tap.write(&stream[at + 4..at + 4 + len]);
-                        at += 4 + len;
+                    let (frames, used) = common::split_stream_records(&stream);
+                    for frame in frames {
+                        let _ = tap.write(frame);
                     }
-                    stream.drain(..at);
+                    stream.drain(..used);
                 }
             }));
         }

@@ -96,6 +96,19 @@ pub fn stream_record(frame: &[u8]) -> Vec<u8> {
     b
 }
 
+/// The complete records at the front of a QEMU stream's bytes (the
+/// inverse of [`stream_record`]), and how many bytes they take: a record
+/// cut short by the end stays for the next read.
+pub fn split_stream_records(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
+    let (mut frames, mut at) = (Vec::new(), 0);
+    while let Some(len) = bytes.get(at..at + 4).map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize) {
+        let Some(frame) = bytes.get(at + 4..at + 4 + len) else { break };
+        frames.push(frame);
+        at += 4 + len;
+    }
+    (frames, at)
+}
+
 /// Reads one frame from a QEMU stream connection (4-byte big-endian
 /// length, then the frame).
 pub fn recv_stream_frame(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {

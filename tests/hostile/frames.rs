@@ -224,6 +224,11 @@ pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32, ack: u32,
 /// MSS 1460, SACK permitted, timestamps, NOP, window scale 7.
 pub const SYN_OPTS: &[u8] = &[2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
 
+/// A whole frame holding a guest's SYN (sequence number 1, [`SYN_OPTS`]).
+pub fn syn(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
+    ip_frame(src, dst, P_TCP, &tcp(src, dst, sport, dport, 1, 0, 0x02, 65535, SYN_OPTS, &[]))
+}
+
 pub fn icmp4_echo(id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
     let mut m = vec![8, 0, 0, 0];
     m.extend_from_slice(&id.to_be_bytes());
