@@ -46,7 +46,9 @@
 # ours-sock passt wire ours-nopoll"), MTUS ("65520 1500"), WINDOWS
 # ("none 256K"), TESTS ("tcp udp rr crr frames");
 # NICE (niceness of everything started, default 5: the components are niced
-# equally so the comparison stays fair on a shared machine).
+# equally so the comparison stays fair on a shared machine); DAEMON_BIN
+# (another build of passt-standalone to measure in place of this tree's,
+# for an A/B comparison).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -60,7 +62,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --profile) PROFILE=1 ;;
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -84,7 +86,7 @@ for t in ip iperf3 jq python3 pasta passt slirp4netns valgrind make cc; do
 done
 
 # ---- Build ---------------------------------------------------------------
-DAEMON="$TOP/examples-c/passt-standalone"
+DAEMON="${DAEMON_BIN:-$TOP/examples-c/passt-standalone}"
 ( cd "$TOP" && cargo build --release -q ) || fail "cargo build failed"
 make -s -C "$TOP/examples-c" >/dev/null || fail "make -C examples-c failed"
 make -s -C "$HERE" >/dev/null || fail "make -C bench failed"

@@ -11,9 +11,10 @@
 mod common;
 
 use common::netns::{wait_until, ChildGuard, HostWithRouter, TestNs};
+use common::tempdir::TempDir;
 use common::{build_standalone, is_root};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -50,11 +51,15 @@ struct Setup {
     daemon: ChildGuard,
     guest: TestNs,
     target: String,
-    _net: HostWithRouter,
+    net: HostWithRouter,
 }
 
 impl Setup {
     fn new(tag: &str, extra: &[&str], serve: fn(TcpStream)) -> Setup {
+        Setup::with_stderr(tag, extra, serve, Stdio::null())
+    }
+
+    fn with_stderr(tag: &str, extra: &[&str], serve: fn(TcpStream), stderr: Stdio) -> Setup {
         let net = HostWithRouter::new(tag);
         let guest = TestNs::new(&format!("{tag}-g"));
         let listener = net.host.run(|| TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -74,7 +79,7 @@ impl Setup {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start the daemon");
         let daemon = ChildGuard(child);
@@ -83,7 +88,7 @@ impl Setup {
             wait_until(Duration::from_secs(20), || guest.run(|| TcpStream::connect(&target)).is_ok()),
             "the guest never reached the host"
         );
-        Setup { daemon, guest, target, _net: net }
+        Setup { daemon, guest, target, net }
     }
 
     fn pid(&self) -> u32 {
@@ -245,4 +250,97 @@ fn no_polling_after_the_acks_of_a_bulk_transfer_to_the_guest() {
     eprintln!("{} MiB in bursts to the guest: {ticks} ticks of daemon CPU in 2 s", received >> 20);
     assert!(received >= 16 << 20, "only {received} bytes received");
     assert!(ticks < 60, "{ticks} ticks of daemon CPU in 2 s of bursts: polling after the guest's ACKs");
+}
+
+/// Datagrams of 1400 bytes from the host's loopback to the guest, as fast
+/// as the host can send them for `secs`, once the guest sent one (a UDP
+/// flow starts from the guest). Returns how many the guest received.
+fn udp_flood_to_guest(setup: &Setup, secs: u64) -> usize {
+    let host = setup.net.host.run(|| UdpSocket::bind("127.0.0.1:0")).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let sender = thread::spawn(move || {
+        host.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 16];
+        let (_, peer) = host.recv_from(&mut b).expect("the guest's first datagram");
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        let payload = [0x5au8; 1400];
+        while std::time::Instant::now() < until {
+            // A full buffer on the way drops datagrams: that is a flood.
+            let _ = host.send_to(&payload, peer);
+        }
+    });
+    let received = setup
+        .guest
+        .run(|| {
+            let s = UdpSocket::bind("0.0.0.0:0")?;
+            s.set_read_timeout(Some(Duration::from_millis(500)))?;
+            s.send_to(b"go", format!("{}:{port}", HostWithRouter::ROUTER4))?;
+            let mut n = 0;
+            let mut b = [0u8; 2048];
+            while let Ok(len) = s.recv(&mut b) {
+                assert_eq!(len, 1400, "datagram {n} arrived whole");
+                n += 1;
+            }
+            Ok(n)
+        })
+        .expect("the guest's receiver");
+    sender.join().unwrap();
+    received
+}
+
+/// The counts the daemon logs at debug level when SIGTERM stops it: its
+/// waits for events and its coalescing naps.
+fn waits_and_naps(setup: Setup, log: &Path) -> (u64, u64) {
+    let pid = setup.pid().to_string();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(log).unwrap_or_default().contains("napped")),
+        "no exit log line with the counts in {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    let text = std::fs::read_to_string(log).unwrap();
+    let line = text.lines().find(|l| l.contains("napped")).unwrap();
+    let numbers: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(numbers.len(), 2, "two counts in {line:?}");
+    (numbers[0], numbers[1])
+}
+
+/// Coalescing: a flood of small datagrams to the guest makes the daemon
+/// nap before it waits, so that the next wake-up takes a larger batch
+/// (COALESCE_NAP_NS in passt-standalone.c); 1-byte round trips, where a
+/// nap would be pure latency, never do. The daemon counts its naps in its
+/// debug log at exit.
+#[test]
+fn a_flood_of_datagrams_to_the_guest_is_coalesced_and_round_trips_are_not() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = TempDir::new("bp-nap");
+    let flood_log = dir.join("flood.log");
+    let setup = Setup::with_stderr("bp-nap", &["-d"], echo, Stdio::from(std::fs::File::create(&flood_log).unwrap()));
+    let received = udp_flood_to_guest(&setup, 2);
+    let (waits, naps) = waits_and_naps(setup, &flood_log);
+    eprintln!("UDP flood: {received} datagrams received, {waits} waits, {naps} naps");
+    assert!(received >= 10_000, "only {received} datagrams reached the guest");
+    assert!(naps >= 100, "{naps} naps in 2 s of flood ({waits} waits)");
+
+    let rr_log = dir.join("rr.log");
+    let setup = Setup::with_stderr("bp-nonap", &["-d"], echo, Stdio::from(std::fs::File::create(&rr_log).unwrap()));
+    let done = setup
+        .guest
+        .run(|| {
+            let mut s = TcpStream::connect(&setup.target)?;
+            s.set_nodelay(true)?;
+            let mut b = [0u8; 1];
+            for i in 0..ROUND_TRIPS {
+                s.write_all(&[i as u8])?;
+                s.read_exact(&mut b)?;
+            }
+            Ok(ROUND_TRIPS)
+        })
+        .expect("round trips");
+    let (waits, naps) = waits_and_naps(setup, &rr_log);
+    eprintln!("{done} round trips: {waits} waits, {naps} naps");
+    assert_eq!(naps, 0, "round trips napped ({waits} waits)");
 }
