@@ -323,7 +323,10 @@ fn a_flood_of_datagrams_to_the_guest_is_coalesced_and_round_trips_are_not() {
     let (waits, naps) = waits_and_naps(setup, &flood_log);
     eprintln!("UDP flood: {received} datagrams received, {waits} waits, {naps} naps");
     assert!(received >= 10_000, "only {received} datagrams reached the guest");
-    assert!(naps >= 100, "{naps} naps in 2 s of flood ({waits} waits)");
+    // Thousands on an idle machine; a few dozen with both CPUs taken by
+    // other work, where the daemon's rare turns find batches too large to
+    // need a nap. Without coalescing: none.
+    assert!(naps >= 5, "{naps} naps in 2 s of flood ({waits} waits)");
 
     let rr_log = dir.join("rr.log");
     let setup = Setup::with_stderr("bp-nonap", &["-d"], echo, Stdio::from(std::fs::File::create(&rr_log).unwrap()));
