@@ -6,7 +6,9 @@
 //! What polling is for: a round trip wakes the daemon twice (the guest's
 //! request, the host's reply); polling for a while after each event
 //! catches most of those without sleeping. What it must not do: keep
-//! polling when nothing comes.
+//! polling when nothing comes. And its coalescing: a short nap before
+//! waiting in a flood of small datagrams to the guest, never between
+//! round trips.
 
 mod common;
 
