@@ -718,10 +718,9 @@ struct busy_poll {
 	uint64_t last_out;        /* and handed to the guest */
 	uint64_t bytes_in;        /* frame bytes moved so far, from the guest */
 	uint64_t bytes_out;       /* and to the guest */
-	uint64_t bytes_seen;      /* both ways */
-	uint64_t bytes_at_sleep;  /* bytes_seen when we last slept */
+	uint64_t bytes_at_sleep;  /* busy_poll_bytes() when we last slept */
 	uint64_t rate_at_ns;      /* start of the current rate period */
-	uint64_t bytes_at_rate;   /* bytes_seen at that start */
+	uint64_t bytes_at_rate;   /* busy_poll_bytes() at that start */
 	bool bulk_rate;           /* the last full period was at a bulk rate */
 	uint64_t waits;           /* ppoll() waits for events (for the exit log) */
 	uint64_t naps;            /* coalescing naps (for the exit log) */
@@ -738,8 +737,13 @@ static void busy_poll_note_work(struct busy_poll *b, const struct passt *p, uint
 		b->last_out = st.bytes_out - b->bytes_out;
 		b->bytes_in = st.bytes_in;
 		b->bytes_out = st.bytes_out;
-		b->bytes_seen = st.bytes_in + st.bytes_out;
 	}
+}
+
+/* Frame bytes moved so far, both ways. */
+static uint64_t busy_poll_bytes(const struct busy_poll *b)
+{
+	return b->bytes_in + b->bytes_out;
 }
 
 /* Whether we are in a bulk transfer at `now`. */
@@ -751,15 +755,15 @@ static bool busy_poll_in_bulk(struct busy_poll *b, uint64_t now)
 		/* moved / elapsed >= BULK_BYTES / RATE_NS, without division
 		 * (and no overflow: a period over a second, after a long
 		 * sleep, is not bulk whatever moved). */
-		uint64_t moved = b->bytes_seen - b->bytes_at_rate;
+		uint64_t moved = busy_poll_bytes(b) - b->bytes_at_rate;
 
 		b->bulk_rate = elapsed < 1000u * BUSY_POLL_RATE_NS &&
 			       moved * BUSY_POLL_RATE_NS >= (uint64_t)BUSY_POLL_BULK_BYTES * elapsed;
 		b->rate_at_ns = now;
-		b->bytes_at_rate = b->bytes_seen;
+		b->bytes_at_rate = busy_poll_bytes(b);
 	}
 	return b->bulk_rate || b->last_work_ns >= b->max_ns / 2 ||
-	       b->bytes_seen - b->bytes_at_sleep >= BUSY_POLL_BULK_BYTES;
+	       busy_poll_bytes(b) - b->bytes_at_sleep >= BUSY_POLL_BULK_BYTES;
 }
 
 /* Whether to nap before waiting at `now` (see COALESCE_NAP_NS). */
@@ -848,7 +852,7 @@ static int wait_for_events(struct busy_poll *b, struct pollfd *pfd, const struct
 			return rc;
 		}
 	}
-	b->bytes_at_sleep = b->bytes_seen;
+	b->bytes_at_sleep = busy_poll_bytes(b);
 	b->waits++;
 	rc = ppoll(pfd, 1, timeout, waitmask);
 	*woke = monotonic_ns();

@@ -109,12 +109,9 @@ fn sink(mut s: TcpStream) {
     while s.read(&mut b).map(|n| n > 0).unwrap_or(false) {}
 }
 
-/// Round trips through the daemon: its sleeps per round trip, and its CPU
-/// ticks over one idle second afterwards.
-fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
-    let setup = Setup::new(tag, extra, echo);
-    let pid = setup.pid();
-    let before = status_number(pid, "voluntary_ctxt_switches");
+/// ROUND_TRIPS 1-byte round trips from the guest through the daemon to
+/// an `echo` server, each reply checked.
+fn round_trips(setup: &Setup) {
     let checked = setup
         .guest
         .run(|| {
@@ -131,6 +128,15 @@ fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
         })
         .expect("round trips");
     assert_eq!(checked, ROUND_TRIPS);
+}
+
+/// Round trips through the daemon: its sleeps per round trip, and its CPU
+/// ticks over one idle second afterwards.
+fn measure(tag: &str, extra: &[&str]) -> (f64, u64) {
+    let setup = Setup::new(tag, extra, echo);
+    let pid = setup.pid();
+    let before = status_number(pid, "voluntary_ctxt_switches");
+    round_trips(&setup);
     let sleeps = (status_number(pid, "voluntary_ctxt_switches") - before) as f64 / ROUND_TRIPS as f64;
     thread::sleep(Duration::from_millis(300));
     let t0 = cpu_ticks(pid);
@@ -332,20 +338,8 @@ fn a_flood_of_datagrams_to_the_guest_is_coalesced_and_round_trips_are_not() {
 
     let rr_log = dir.join("rr.log");
     let setup = Setup::with_stderr("bp-nonap", &["-d"], echo, Stdio::from(std::fs::File::create(&rr_log).unwrap()));
-    let done = setup
-        .guest
-        .run(|| {
-            let mut s = TcpStream::connect(&setup.target)?;
-            s.set_nodelay(true)?;
-            let mut b = [0u8; 1];
-            for i in 0..ROUND_TRIPS {
-                s.write_all(&[i as u8])?;
-                s.read_exact(&mut b)?;
-            }
-            Ok(ROUND_TRIPS)
-        })
-        .expect("round trips");
+    round_trips(&setup);
     let (waits, naps) = waits_and_naps(setup, &rr_log);
-    eprintln!("{done} round trips: {waits} waits, {naps} naps");
+    eprintln!("{ROUND_TRIPS} round trips: {waits} waits, {naps} naps");
     assert_eq!(naps, 0, "round trips napped ({waits} waits)");
 }
