@@ -3,8 +3,9 @@
 
 Arguments: results.tsv frames.txt frames-ir.txt DUR RUNS LOAD_START LOAD_END
 ELAPSED CLK_TCK. results.tsv rows: path, test, run, value, bytes, CPU ticks
-of the translator during the run, UDP loss percent, and the percentage of
-the datagrams sent that were dropped at the receiver's full socket buffer.
+of the translator during the run, UDP loss percent, the percentage of the
+datagrams sent that were dropped at the receiver's full socket buffer, and
+CPU ticks of the frame pump (socket mode and the wire) during the run.
 """
 import statistics
 import sys
@@ -12,19 +13,20 @@ import sys
 (res_file, frames_file, ir_file, dur, runs, load0, load1, elapsed, clk_tck) = sys.argv[1:10]
 CLK = float(clk_tck)
 
-rows = {}  # (path, test) -> list of (value, bytes, ticks, loss, loss at the receiver)
+rows = {}  # (path, test) -> list of (value, bytes, ticks, loss, loss at the receiver, pump ticks)
 for line in open(res_file):
     f = line.rstrip("\n").split("\t")
     if len(f) < 7:
         continue
     path, test, _run, value, nbytes, ticks, loss = f[:7]
     at_receiver = f[7] if len(f) > 7 else ""
+    pump_ticks = f[8] if len(f) > 8 else ""
     if value == "":
         rows.setdefault((path, test), [])
         continue
     num = lambda s: float(s) if s not in ("", None) else None
     rows.setdefault((path, test), []).append(
-        (float(value), num(nbytes), num(ticks), num(loss), num(at_receiver)))
+        (float(value), num(nbytes), num(ticks), num(loss), num(at_receiver), num(pump_ticks)))
 
 TAP = ["ours", "pasta", "slirp", "veth"]
 SOCK = ["ours-sock", "passt"]
@@ -60,9 +62,10 @@ def ratio(a, b):
     return "{:.2f}x".format(a / b)
 
 
-def cpu_per_gb(path, test):
+def cpu_per_gb(path, test, column=2):
+    """CPU seconds per GB of the translator (column 2) or the pump (5)."""
     rs = rows.get((path, test), [])
-    ticks = sum(r[2] or 0 for r in rs)
+    ticks = sum(r[column] or 0 for r in rs)
     nbytes = sum(r[1] or 0 for r in rs)
     if not rs or nbytes == 0:
         return None
@@ -153,6 +156,31 @@ for t in tests:
         label(t), fmt2(c["ours"]), fmt2(c["pasta"]), ratio(c["ours"], c["pasta"]), fmt2(c["slirp"]),
         fmt2(c["ours-sock"]), fmt2(c["passt"]), ratio(c["ours-sock"], c["passt"])))
 w("")
+if any(p in SOCK + ["wire"] for (p, _t) in rows):
+    w("## Socket mode: the translator beside its frame pump")
+    w("")
+    w("CPU seconds per GB moved, and in brackets the share of one CPU used over the runs, of the "
+      "translator and of the guest's frame pump (the same program for every path: one tap read or "
+      "write per frame). Where the pump needs as much CPU as the translator or more, the chain "
+      "(sender, pump, translator, receiver on two CPUs) rather than the translator sets the rate.")
+    w("")
+    w("| test | ours (socket) | its pump | passt | its pump | wire: pump |")
+    w("|---|---|---|---|---|---|")
+
+    def cost(path, test, column):
+        v = cpu_per_gb(path, test, column)
+        rs = rows.get((path, test), [])
+        if v is None or not rs:
+            return "n/a"
+        share = sum(r[column] or 0 for r in rs) / CLK / (float(dur) * len(rs))
+        return "{:.2f} ({:.0f} %)".format(v, 100 * share)
+    for t in tests:
+        if t in ("rr", "crr"):
+            continue
+        w("| {} | {} | {} | {} | {} | {} |".format(
+            label(t), cost("ours-sock", t, 2), cost("ours-sock", t, 5), cost("passt", t, 2),
+            cost("passt", t, 5), cost("wire", t, 5)))
+    w("")
 rss = {p: med(p, "rss") for p in TAP + SOCK}
 w("Peak RSS (VmHWM) of the translator: " + ", ".join(
     "{} {:.1f} MiB".format(NAMES[p], rss[p] / 1024) for p in ["ours", "pasta", "slirp", "ours-sock", "passt"]

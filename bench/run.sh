@@ -29,10 +29,11 @@
 # datagrams, -b 0) both ways with loss; 1-byte request/response rate and
 # connection setup rate (bench/rr); the translator's CPU seconds per GB
 # moved (utime+stime from /proc, over the TCP and UDP runs) and its peak
-# RSS. Runs are interleaved across paths (run 1 of every path, then run 2...)
-# so that the load of a shared machine spreads evenly. Then the frame-path
-# microbenchmark (bench/frames-bench: frames/s, and instructions/frame
-# under callgrind).
+# RSS; in socket mode also the CPU per GB of the frame pump (the guest's
+# end of it). Runs are interleaved across paths (run 1 of every path, then
+# run 2...) so that the load of a shared machine spreads evenly. Then the
+# frame-path microbenchmark (bench/frames-bench: frames/s, and
+# instructions/frame under callgrind).
 #
 # Prints a Markdown report (also written to --out FILE). Exits non-zero only
 # when it could not run (not root, missing tools, setup failed); a failed
@@ -222,8 +223,8 @@ hwm_kib() {
 
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
-# record path test run value bytes cpu_ticks udp_loss_percent loss_at_receiver_percent
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+# record path test run value bytes cpu_ticks udp_loss_percent loss_at_receiver_percent pump_cpu_ticks
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
 
 # UDP datagrams dropped at full receive buffers in namespace $1 (IPv4 and
 # IPv6): where a flood's loss lands when the receiver cannot keep up.
@@ -253,15 +254,15 @@ iperf_restart() {
 # measure_iperf path test run args...: one iperf3 client run in the guest.
 measure_iperf() {
     local p=$1 t=$2 r=$3; shift 3
-    local json="$WORK/$p.$t.$r.json" c0 c1 rns="" d0=0 d1=0
+    local json="$WORK/$p.$t.$r.json" c0 c1 q0 q1 rns="" d0=0 d1=0
     case $t in
         udp-up) rns=${SRVNS[$p]:-$H} ;;
         udp-down) rns=${GNS[$p]} ;;
     esac
     [ -n "$rns" ] && d0=$(rcvbuf_errors "$rns")
-    c0=$(cpu_ticks "${TPID[$p]}")
+    c0=$(cpu_ticks "${TPID[$p]}"); q0=$(cpu_ticks "${PUMPPID[$p]:-}")
     timeout $((DUR + 20)) ip netns exec "${GNS[$p]}" iperf3 -c "${TARGET[$p]}" -p 5201 -t "$DUR" -J "$@" > "$json" 2>/dev/null
-    c1=$(cpu_ticks "${TPID[$p]}")
+    c1=$(cpu_ticks "${TPID[$p]}"); q1=$(cpu_ticks "${PUMPPID[$p]:-}")
     [ -n "$rns" ] && d1=$(rcvbuf_errors "$rns")
     local bps bytes loss sent at_rcv=""
     bps=$(jq -r '.end.sum_received.bits_per_second // empty' "$json" 2>/dev/null)
@@ -272,11 +273,11 @@ measure_iperf() {
     [ -n "$rns" ] && [ -n "$sent" ] && [ "$sent" -gt 0 ] && at_rcv=$(( (${d1:-0} - ${d0:-0}) * 100 / sent ))
     if [ -z "$bps" ]; then
         echo "  $p $t run $r: failed ($(jq -r '.error // "no output"' "$json" 2>/dev/null))" >&2
-        record "$p" "$t" "$r" "" "" "" "" ""
+        record "$p" "$t" "$r" "" "" "" "" "" ""
         iperf_restart "$p"
         return
     fi
-    record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss" "$at_rcv"
+    record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss" "$at_rcv" "$((q1 - q0))"
 }
 
 measure_rr() { # path test(rr|crr) run
@@ -285,7 +286,7 @@ measure_rr() { # path test(rr|crr) run
     v=$(timeout $((DUR + 20)) ip netns exec "${GNS[$p]}" "$RR" "$t" "${TARGET[$p]}" 5300 "$DUR" 2>/dev/null)
     c1=$(cpu_ticks "${TPID[$p]}")
     # The "bytes" column holds the transactions, for CPU per transaction.
-    [ -n "$v" ] && record "$p" "$t" "$r" "$v" "$((v * DUR))" "$((c1 - c0))" "" "" || record "$p" "$t" "$r" "" "" "" "" ""
+    [ -n "$v" ] && record "$p" "$t" "$r" "$v" "$((v * DUR))" "$((c1 - c0))" "" "" "" || record "$p" "$t" "$r" "" "" "" "" "" ""
 }
 
 echo "run.sh: $(date -u +%FT%TZ), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), DUR=$DUR RUNS=$RUNS" >&2
@@ -372,7 +373,7 @@ for mtu in $MTUS; do
         teardown_path "$p"
     done
 done
-for p in $ALL_PATHS; do record "$p" rss 1 "${HWM[$p]:-0}" "" "" ""; done
+for p in $ALL_PATHS; do record "$p" rss 1 "${HWM[$p]:-0}" "" "" "" "" ""; done
 
 # ---- Frame-path microbenchmark --------------------------------------------
 case " $TESTS " in *" frames "*) ;; *) TESTS_NOFRAMES=1 ;; esac
