@@ -62,14 +62,20 @@ def ratio(a, b):
     return "{:.2f}x".format(a / b)
 
 
-def cpu_per_gb(path, test, column=2):
-    """CPU seconds per GB of the translator (column 2) or the pump (5)."""
+# Columns of a row's CPU ticks: the translator's and the frame pump's.
+TRANSLATOR, PUMP = 2, 5
+
+
+def cpu_seconds(path, test, column=TRANSLATOR):
+    return sum(r[column] or 0 for r in rows.get((path, test), [])) / CLK
+
+
+def cpu_per_gb(path, test, column=TRANSLATOR):
     rs = rows.get((path, test), [])
-    ticks = sum(r[column] or 0 for r in rs)
     nbytes = sum(r[1] or 0 for r in rs)
     if not rs or nbytes == 0:
         return None
-    return ticks / CLK / (nbytes / 1e9)
+    return cpu_seconds(path, test, column) / (nbytes / 1e9)
 
 
 def label(test):
@@ -169,17 +175,16 @@ if any(p in SOCK + ["wire"] for (p, _t) in rows):
 
     def cost(path, test, column):
         v = cpu_per_gb(path, test, column)
-        rs = rows.get((path, test), [])
-        if v is None or not rs:
+        if v is None:
             return "n/a"
-        share = sum(r[column] or 0 for r in rs) / CLK / (float(dur) * len(rs))
+        share = cpu_seconds(path, test, column) / (float(dur) * len(rows[(path, test)]))
         return "{:.2f} ({:.0f} %)".format(v, 100 * share)
     for t in tests:
         if t in ("rr", "crr"):
             continue
         w("| {} | {} | {} | {} | {} | {} |".format(
-            label(t), cost("ours-sock", t, 2), cost("ours-sock", t, 5), cost("passt", t, 2),
-            cost("passt", t, 5), cost("wire", t, 5)))
+            label(t), cost("ours-sock", t, TRANSLATOR), cost("ours-sock", t, PUMP),
+            cost("passt", t, TRANSLATOR), cost("passt", t, PUMP), cost("wire", t, PUMP)))
     w("")
 rss = {p: med(p, "rss") for p in TAP + SOCK}
 w("Peak RSS (VmHWM) of the translator: " + ", ".join(
