@@ -2,18 +2,23 @@
 """Turns bench/run.sh's raw results into the Markdown report.
 
 Arguments: results.tsv frames.txt frames-ir.txt DUR RUNS LOAD_START LOAD_END
-ELAPSED CLK_TCK. results.tsv rows: path, test, run, value, bytes, CPU ticks
-of the translator during the run, UDP loss percent, the percentage of the
-datagrams sent that were dropped at the receiver's full socket buffer, and
-CPU ticks of the frame pump (socket mode and the wire) during the run.
+ELAPSED CLK_TCK NCPU. results.tsv rows: path, test, run, value, bytes, CPU
+ticks of the translator during the run, UDP loss percent, the percentage of
+the datagrams sent that were dropped at the receiver's full socket buffer,
+CPU ticks of the frame pump (socket mode and the wire) during the run, and
+for iperf3 runs the CPU ticks of the guest's iperf3, of the host's, and of
+all CPUs busy and idle.
 """
 import statistics
 import sys
 
-(res_file, frames_file, ir_file, dur, runs, load0, load1, elapsed, clk_tck) = sys.argv[1:10]
+(res_file, frames_file, ir_file, dur, runs, load0, load1, elapsed, clk_tck, ncpu) = sys.argv[1:11]
 CLK = float(clk_tck)
+NCPU = int(ncpu)
 
-rows = {}  # (path, test) -> list of (value, bytes, ticks, loss, loss at the receiver, pump ticks)
+# (path, test) -> list of (value, bytes, ticks, loss, loss at the receiver, pump ticks,
+# guest's iperf3 ticks, host's iperf3 ticks, all CPUs' busy ticks, idle ticks)
+rows = {}
 for line in open(res_file):
     f = line.rstrip("\n").split("\t")
     if len(f) < 7:
@@ -21,12 +26,14 @@ for line in open(res_file):
     path, test, _run, value, nbytes, ticks, loss = f[:7]
     at_receiver = f[7] if len(f) > 7 else ""
     pump_ticks = f[8] if len(f) > 8 else ""
+    chain = (f[9:13] + [""] * 4)[:4]
     if value == "":
         rows.setdefault((path, test), [])
         continue
     num = lambda s: float(s) if s not in ("", None) else None
     rows.setdefault((path, test), []).append(
-        (float(value), num(nbytes), num(ticks), num(loss), num(at_receiver), num(pump_ticks)))
+        (float(value), num(nbytes), num(ticks), num(loss), num(at_receiver), num(pump_ticks))
+        + tuple(num(c) for c in chain))
 
 TAP = ["ours", "pasta", "slirp", "veth"]
 SOCK = ["ours-sock", "passt"]
@@ -62,8 +69,9 @@ def ratio(a, b):
     return "{:.2f}x".format(a / b)
 
 
-# Columns of a row's CPU ticks: the translator's and the frame pump's.
-TRANSLATOR, PUMP = 2, 5
+# Columns of a row's CPU ticks: the translator's, the frame pump's, the
+# guest's and the host's iperf3, and all CPUs' busy and idle time.
+TRANSLATOR, PUMP, GUEST_APP, HOST_APP, BUSY, IDLE = 2, 5, 6, 7, 8, 9
 
 
 def cpu_seconds(path, test, column=TRANSLATOR):
@@ -186,6 +194,72 @@ if any(p in SOCK + ["wire"] for (p, _t) in rows):
             label(t), cost("ours-sock", t, TRANSLATOR), cost("ours-sock", t, PUMP),
             cost("passt", t, TRANSLATOR), cost("passt", t, PUMP), cost("wire", t, PUMP)))
     w("")
+
+
+def chain_costs(path, test):
+    """CPU seconds per GB moved of each part of the chain over all runs
+    (guest's iperf3, translator, pump, host's iperf3, the rest, all busy
+    CPUs together) and the share of all CPUs left idle; None without the
+    whole chain's figures."""
+    rs = rows.get((path, test), [])
+    if not rs or any(r[c] is None for r in rs for c in (GUEST_APP, HOST_APP, BUSY, IDLE)):
+        return None
+    gb = sum(r[1] or 0 for r in rs) / 1e9
+    if gb == 0:
+        return None
+    ticks = {c: sum(r[c] or 0 for r in rs) for c in (TRANSLATOR, PUMP, GUEST_APP, HOST_APP, BUSY, IDLE)}
+    named = ticks[TRANSLATOR] + ticks[PUMP] + ticks[GUEST_APP] + ticks[HOST_APP]
+    per_gb = lambda t: t / CLK / gb
+    return {"guest": per_gb(ticks[GUEST_APP]), "translator": per_gb(ticks[TRANSLATOR]),
+            "pump": per_gb(ticks[PUMP]), "host": per_gb(ticks[HOST_APP]),
+            "rest": per_gb(max(ticks[BUSY] - named, 0)), "busy": per_gb(ticks[BUSY]),
+            "idle": ticks[IDLE] / max(ticks[BUSY] + ticks[IDLE], 1)}
+
+
+def ceilings(path, test):
+    """Rates (bytes/s) at which the chain's measured costs per byte would
+    keep every CPU busy: as measured, and with a translator that cost
+    nothing. Upper bounds, if costs per byte do not fall with the rate."""
+    c = chain_costs(path, test)
+    if c is None or c["busy"] <= 0:
+        return None
+    free = c["busy"] - c["translator"]
+    return (NCPU / c["busy"] * 1e9, NCPU / free * 1e9 if free > 0 else None)
+
+
+def gbit(bytes_per_s):
+    return "n/a" if bytes_per_s is None else "{:.2f}".format(bytes_per_s * 8 / 1e9)
+
+
+chain_tests = [t for t in tests if t not in ("rr", "crr")]
+if any(chain_costs(p, t) for p in NAMES for t in chain_tests):
+    w("## Where the CPU goes: the whole chain")
+    w("")
+    w("CPU seconds per GB moved over all runs of a test, of each part of the chain: the guest's "
+      "iperf3 (the sender guest->host, the receiver host->guest), the translator, the frame pump, "
+      "the host's iperf3, and the rest (kernel threads such as ksoftirqd, the wire's far pump, "
+      "anything else running); the share of all {} CPUs left idle; and the rates at which these "
+      "costs per byte would keep every CPU busy, as measured and with a translator that cost "
+      "nothing: upper bounds (if costs per byte do not fall with the rate) on what a path can reach "
+      "on this machine. None for the UDP floods (-b 0): there the sender takes whatever CPU it "
+      "gets, and its cost per byte received grows with the loss.".format(NCPU))
+    w("")
+    w("| test | path | Gbit/s | guest's iperf3 | translator | pump | host's iperf3 | rest | all | idle "
+      "| ceiling, Gbit/s | with a free translator |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for t in chain_tests:
+        for p in ["ours", "pasta", "slirp", "veth", "ours-sock", "passt", "wire"]:
+            c = chain_costs(p, t)
+            if c is None:
+                continue
+            hi, free = ceilings(p, t) or (None, None)
+            if t.startswith("udp"):
+                hi = free = None  # a flood's sender takes what it gets
+            w("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} % | {} | {} |".format(
+                label(t), NAMES[p], gbit(med(p, t) / 8), c["guest"], c["translator"], c["pump"], c["host"],
+                c["rest"], c["busy"], 100 * c["idle"], gbit(hi) if hi else "-",
+                gbit(free) if free and p not in ("veth", "wire") else "-"))
+    w("")
 rss = {p: med(p, "rss") for p in TAP + SOCK}
 w("Peak RSS (VmHWM) of the translator: " + ", ".join(
     "{} {:.1f} MiB".format(NAMES[p], rss[p] / 1024) for p in ["ours", "pasta", "slirp", "ours-sock", "passt"]
@@ -247,6 +321,19 @@ def overlap_note(ours, peer, test):
     return "; the runs overlap: {:.2f}–{:.2f} against {:.2f}–{:.2f}".format(a[0] / 1e9, a[1] / 1e9, b[0] / 1e9, b[1] / 1e9)
 
 
+def bound_note(path, test, ref):
+    """For a throughput target missed: what the chain's costs per byte
+    allow at most, as a multiple of the reference rate `ref` (bits/s)."""
+    c = ceilings(path, test)
+    if c is None or not ref:
+        return ""
+    hi, free = c
+    s = "; at these costs per byte, with every CPU busy: at most {:.2f}x".format(hi * 8 / ref)
+    if free is not None:
+        s += ", {:.2f}x with a translator that cost nothing".format(free * 8 / ref)
+    return s
+
+
 for (ours, peer) in (("ours", "pasta"), ("ours-sock", "passt")):
     for t in tests:
         if t.startswith("tcp"):
@@ -258,7 +345,9 @@ for (ours, peer) in (("ours", "pasta"), ("ours-sock", "passt")):
         limit = ""
         if ours == "ours-sock" and med("wire", t) is not None:
             limit = "; the wire, no translator at all: {} of veth".format(ratio(med("wire", t), v))
-        chk("{} {}: >= 0.5x veth ({}{})".format(NAMES[ours], label(t), ratio(a, v), limit), ge(a, v, 0.5))
+        ok = ge(a, v, 0.5)
+        chk("{} {}: >= 0.5x veth ({}{}{})".format(NAMES[ours], label(t), ratio(a, v), limit,
+                                                   "" if ok else bound_note(ours, t, v)), ok)
     for t in ("udp-up", "udp-down"):
         a, b = med(ours, t), med(peer, t)
         la = [r[3] for r in rows.get((ours, t), []) if r[3] is not None]

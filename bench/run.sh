@@ -30,7 +30,9 @@
 # connection setup rate (bench/rr); the translator's CPU seconds per GB
 # moved (utime+stime from /proc, over the TCP and UDP runs) and its peak
 # RSS; in socket mode also the CPU per GB of the frame pump (the guest's
-# end of it). Runs are interleaved across paths (run 1 of every path, then
+# end of it); for the iperf3 runs the whole chain's CPU (both iperf3s, all
+# CPUs busy and idle), for what the costs per byte allow at most. Runs are
+# interleaved across paths (run 1 of every path, then
 # run 2...) so that the load of a shared machine spreads evenly. Then the
 # frame-path microbenchmark (bench/frames-bench: frames/s, and
 # instructions/frame under callgrind).
@@ -224,7 +226,16 @@ hwm_kib() {
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 # record path test run value bytes cpu_ticks udp_loss_percent loss_at_receiver_percent pump_cpu_ticks
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+#        guest_app_ticks host_app_ticks busy_ticks idle_ticks
+# (the last four for iperf3 runs: the guest's and the host's iperf3, and
+# all CPUs' busy and idle time, for the whole chain's costs)
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+
+# CPU ticks of the children that shell $1 has waited for (cutime+cstime):
+# a foreground command's time, read before and after it.
+children_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $14 + $15 }'; }
+# Busy and idle ticks of all CPUs together (/proc/stat; iowait is idle).
+cpu_stat() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat; }
 
 # UDP datagrams dropped at full receive buffers in namespace $1 (IPv4 and
 # IPv6): where a flood's loss lands when the receiver cannot keep up.
@@ -255,14 +266,17 @@ iperf_restart() {
 measure_iperf() {
     local p=$1 t=$2 r=$3; shift 3
     local json="$WORK/$p.$t.$r.json" c0 c1 q0 q1 rns="" d0=0 d1=0
+    local me=$BASHPID srv=${SRVIPERF[$p]:-$IPERF_PID} s0 s1 a0 a1 busy0 idle0 busy1 idle1
     case $t in
         udp-up) rns=${SRVNS[$p]:-$H} ;;
         udp-down) rns=${GNS[$p]} ;;
     esac
     [ -n "$rns" ] && d0=$(rcvbuf_errors "$rns")
-    c0=$(cpu_ticks "${TPID[$p]}"); q0=$(cpu_ticks "${PUMPPID[$p]:-}")
+    c0=$(cpu_ticks "${TPID[$p]}"); q0=$(cpu_ticks "${PUMPPID[$p]:-}"); s0=$(cpu_ticks "$srv")
+    read -r busy0 idle0 < <(cpu_stat); a0=$(children_ticks "$me")
     timeout $((DUR + 20)) ip netns exec "${GNS[$p]}" iperf3 -c "${TARGET[$p]}" -p 5201 -t "$DUR" -J "$@" > "$json" 2>/dev/null
-    c1=$(cpu_ticks "${TPID[$p]}"); q1=$(cpu_ticks "${PUMPPID[$p]:-}")
+    a1=$(children_ticks "$me"); read -r busy1 idle1 < <(cpu_stat)
+    c1=$(cpu_ticks "${TPID[$p]}"); q1=$(cpu_ticks "${PUMPPID[$p]:-}"); s1=$(cpu_ticks "$srv")
     [ -n "$rns" ] && d1=$(rcvbuf_errors "$rns")
     local bps bytes loss sent at_rcv=""
     bps=$(jq -r '.end.sum_received.bits_per_second // empty' "$json" 2>/dev/null)
@@ -277,7 +291,8 @@ measure_iperf() {
         iperf_restart "$p"
         return
     fi
-    record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss" "$at_rcv" "$((q1 - q0))"
+    record "$p" "$t" "$r" "$bps" "$bytes" "$((c1 - c0))" "$loss" "$at_rcv" "$((q1 - q0))" \
+        "$((a1 - a0))" "$((s1 - s0))" "$((busy1 - busy0))" "$((idle1 - idle0))"
 }
 
 measure_rr() { # path test(rr|crr) run
@@ -392,4 +407,4 @@ done
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 ELAPSED=$(( $(date +%s) - START ))
 python3 "$HERE/report.py" "$RESULTS" "$WORK/frames.txt" "$WORK/frames-ir.txt" \
-    "$DUR" "$RUNS" "$LOAD_START" "$LOAD_END" "$ELAPSED" "$(getconf CLK_TCK)" | tee "${OUT:-/dev/null}"
+    "$DUR" "$RUNS" "$LOAD_START" "$LOAD_END" "$ELAPSED" "$(getconf CLK_TCK)" "$(nproc)" | tee "${OUT:-/dev/null}"
