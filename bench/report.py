@@ -219,16 +219,18 @@ def chain_costs(path, test):
 def ceilings(path, test):
     """Rates (bytes/s) at which the chain's measured costs per byte would
     keep every CPU busy: as measured, and with a translator that cost
-    nothing. Upper bounds, if costs per byte do not fall with the rate."""
+    nothing. Upper bounds, if costs per byte do not fall with the rate.
+    None for a UDP flood: its sender takes whatever CPU it gets, so its
+    cost per byte received is no constant."""
     c = chain_costs(path, test)
-    if c is None or c["busy"] <= 0:
+    if c is None or c["busy"] <= 0 or test.startswith("udp"):
         return None
     free = c["busy"] - c["translator"]
     return (NCPU / c["busy"] * 1e9, NCPU / free * 1e9 if free > 0 else None)
 
 
 def gbit(bytes_per_s):
-    return "n/a" if bytes_per_s is None else "{:.2f}".format(bytes_per_s * 8 / 1e9)
+    return "-" if bytes_per_s is None else "{:.2f}".format(bytes_per_s * 8 / 1e9)
 
 
 chain_tests = [t for t in tests if t not in ("rr", "crr")]
@@ -253,12 +255,10 @@ if any(chain_costs(p, t) for p in NAMES for t in chain_tests):
             if c is None:
                 continue
             hi, free = ceilings(p, t) or (None, None)
-            if t.startswith("udp"):
-                hi = free = None  # a flood's sender takes what it gets
             w("| {} | {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} % | {} | {} |".format(
-                label(t), NAMES[p], gbit(med(p, t) / 8), c["guest"], c["translator"], c["pump"], c["host"],
-                c["rest"], c["busy"], 100 * c["idle"], gbit(hi) if hi else "-",
-                gbit(free) if free and p not in ("veth", "wire") else "-"))
+                label(t), NAMES[p], "{:.2f}".format(med(p, t) / 1e9), c["guest"], c["translator"], c["pump"], c["host"],
+                c["rest"], c["busy"], 100 * c["idle"], gbit(hi),
+                gbit(free if p not in ("veth", "wire") else None)))
     w("")
 rss = {p: med(p, "rss") for p in TAP + SOCK}
 w("Peak RSS (VmHWM) of the translator: " + ", ".join(
