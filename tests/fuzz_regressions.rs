@@ -77,6 +77,49 @@ fn tcp_from(frames: &[Vec<u8>], port: u16) -> (Vec<u8>, u8) {
     (data, flags)
 }
 
+/// TCP segments to the guest from `port`: (sequence number, payload
+/// length, options).
+fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<(u32, usize, Vec<u8>)> {
+    frames
+        .iter()
+        .filter_map(|f| harness::l4_of(f))
+        .filter(|(l4, p)| *p == 6 && l4.len() >= 20 && l4[0..2] == port.to_be_bytes())
+        .map(|(l4, _)| {
+            let off = usize::from(l4[12] >> 4) * 4;
+            (u32::from_be_bytes(l4[4..8].try_into().unwrap()), l4.len() - off, l4[20..off].to_vec())
+        })
+        .collect()
+}
+
+/// Whether data from `port` was sent again: a segment that starts before
+/// the end of one sent earlier.
+fn retransmitted(frames: &[Vec<u8>], port: u16) -> bool {
+    let mut end: Option<u32> = None;
+    for (seq, len, _) in tcp_segments_from(frames, port).into_iter().filter(|s| s.1 > 0) {
+        if end.is_some_and(|e| (seq.wrapping_sub(e) as i32) < 0) {
+            return true;
+        }
+        end = Some(seq.wrapping_add(len as u32));
+    }
+    false
+}
+
+/// Whether a segment from `port` carried a SACK option (kind 5).
+fn sack_sent(frames: &[Vec<u8>], port: u16) -> bool {
+    tcp_segments_from(frames, port).iter().any(|(_, _, opts)| {
+        let mut i = 0;
+        while i < opts.len() {
+            match opts[i] {
+                0 => return false,
+                1 => i += 1,
+                5 => return true,
+                _ => i += usize::from(*opts.get(i + 1).unwrap_or(&0)).max(2),
+            }
+        }
+        false
+    })
+}
+
 fn icmp_types(frames: &[Vec<u8>]) -> Vec<(u8, u8)> {
     frames
         .iter()
@@ -108,6 +151,16 @@ fn check_seed(name: &str, out: &[Vec<u8>]) {
         }
         "tcp4_closing_peer" => assert_eq!(tcp_from(out, 9).1 & 0x01, 0x01, "{name}: FIN from the closing peer"),
         "tcp4_chargen" => assert!(tcp_from(out, 19).0.len() > 100_000, "{name}: bulk data from the host"),
+        "tcp4_chargen_sack" => {
+            assert!(tcp_from(out, 19).0.len() > 100_000, "{name}: bulk data from the host");
+            assert!(retransmitted(out, 19), "{name}: the hole the guest reported sent again");
+        }
+        "tcp4_reorder" => {
+            let (data, flags) = tcp_from(out, 7);
+            assert_eq!(data, b"echoed out of order\n", "{name}: echoed data, in order");
+            assert_eq!(flags & 0x13, 0x13, "{name}: SYN, ACK and FIN");
+            assert!(sack_sent(out, 7), "{name}: an ACK with the held block (SACK)");
+        }
         "tcp4_refused" => assert_eq!(tcp_from(out, 1).1 & 0x04, 0x04, "{name}: RST"),
         "inbound" => {
             let (data, flags) = tcp_from_to(out, harness::FWD_TCP);

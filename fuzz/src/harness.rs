@@ -9,9 +9,10 @@
 //! ctl    = bits 0-4: time step before the record: 0 none, n -> 2^(n-1) ms (1 ms .. 12 days)
 //!          bit 5 (FIX_CSUM): the harness fills in the IPv4 header checksum and the
 //!                 TCP/UDP/ICMP/ICMPv6 checksum of the body before handing it in
-//!          bit 6 (FIX_ACK): a TCP body's acknowledgement number is an offset from the
-//!                 next sequence number we sent on that guest port (our initial sequence
-//!                 numbers are random); a zero destination port becomes the peer's port
+//!          bit 6 (FIX_ACK): a TCP body's acknowledgement number, and the edges of
+//!                 its SACK blocks, are offsets from the next sequence number we sent on
+//!                 that guest port (our initial sequence numbers are random); a zero
+//!                 destination port becomes the peer's port
 //!          bit 7 (SPECIAL): with an empty body, a *host action* (a client on the host
 //!                 connects to the forwarded TCP port and sends to the forwarded UDP
 //!                 port); a one-byte body N limits what the guest side takes
@@ -147,8 +148,8 @@ fn step_ns(ctl: u8) -> u64 {
     }
 }
 
-/// `PASST_FUZZ_TRACE=1`: describe every frame to the guest on stderr
-/// (to check what a seed or a finding does).
+/// `PASST_FUZZ_TRACE=1`: describe every frame from and to the guest on
+/// stderr (to check what a seed or a finding does).
 fn trace() -> bool {
     static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("PASST_FUZZ_TRACE").is_some())
@@ -470,6 +471,9 @@ impl Session {
         if ctl & FIX_CSUM != 0 {
             fix_checksums(&mut f);
         }
+        if trace() {
+            eprintln!("from guest: {}", describe(&f));
+        }
         f
     }
 
@@ -486,6 +490,29 @@ impl Session {
         }
         let ack = u32::from_be_bytes(l4[8..12].try_into().unwrap()).wrapping_add(next);
         l4[8..12].copy_from_slice(&ack.to_be_bytes());
+        // SACK blocks (option 5) name our sequence numbers too.
+        let off = (usize::from(l4[12] >> 4) * 4).clamp(20, l4.len());
+        let mut i = 20;
+        while i < off {
+            match l4[i] {
+                0 => break,
+                1 => i += 1,
+                kind => {
+                    let Some(&len) = l4.get(i + 1) else { break };
+                    let len = usize::from(len);
+                    if len < 2 || i + len > off {
+                        break;
+                    }
+                    if kind == 5 {
+                        for edge in l4[i + 2..i + len].chunks_exact_mut(4) {
+                            let v = u32::from_be_bytes(edge.try_into().unwrap()).wrapping_add(next);
+                            edge.copy_from_slice(&v.to_be_bytes());
+                        }
+                    }
+                    i += len;
+                }
+            }
+        }
     }
 }
 

@@ -68,9 +68,18 @@ const RST: u8 = 0x04;
 const PSH: u8 = 0x08;
 const ACK: u8 = 0x10;
 
+/// SYN options: MSS and window scale.
+const SYN_OPTS: &[u8] = &[2, 4, 0x05, 0xb4, 1, 3, 3, 7];
+/// SYN options as a Linux guest's: MSS, window scale and SACK permitted.
+const SYN_OPTS_SACK: &[u8] = &[2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2];
+
 fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    // SYNs carry MSS and window scale, as a Linux guest's do.
-    let opts: &[u8] = if flags & SYN != 0 { &[2, 4, 0x05, 0xb4, 1, 3, 3, 7] } else { &[] };
+    let opts: &[u8] = if flags & SYN != 0 { SYN_OPTS } else { &[] };
+    tcp_with(sport, dport, seq, ack, flags, opts, payload)
+}
+
+/// A TCP segment with the given options (a multiple of 4 bytes).
+fn tcp_with(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut t = sport.to_be_bytes().to_vec();
     t.extend_from_slice(&dport.to_be_bytes());
     t.extend_from_slice(&seq.to_be_bytes());
@@ -259,6 +268,42 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
     chargen.push((SPECIAL, vec![0]));
     chargen.push((a | T1S, v4(6)(&tcp(40004, 19, 2, 0, RST | ACK, &[]))));
     seeds.push(("tcp4_chargen", chargen));
+    // Bulk data from the host with SACK: the guest acknowledges all but the
+    // last 20,000 bytes sent and holds the last 10,000 of them (a hole
+    // reported). Each such ACK lets more data out until the peer's 256 KiB
+    // are all sent (three or four of them here); the rest repeat the last
+    // (duplicate ACKs: a fast retransmit). Then it takes it all.
+    // Acknowledgement numbers and block edges are offsets from the next
+    // sequence number we sent.
+    let mut chargen_sack = vec![
+        (c | T1MS, v4(6)(&tcp_with(40005, 19, 1, 0, SYN, SYN_OPTS_SACK, &[]))),
+        (a | T1MS, v4(6)(&tcp(40005, 19, 2, 0, ACK, &[]))),
+    ];
+    let mut sack = vec![1, 1, 5, 10];
+    sack.extend_from_slice(&10_000u32.wrapping_neg().to_be_bytes());
+    sack.extend_from_slice(&0u32.to_be_bytes());
+    let hole = 20_000u32.wrapping_neg();
+    chargen_sack.extend((0..8).map(|_| (a, v4(6)(&tcp_with(40005, 19, 2, hole, ACK, &sack, &[])))));
+    chargen_sack.push((a | T1MS, v4(6)(&tcp(40005, 19, 2, 0, ACK, &[]))));
+    chargen_sack.push((a | T1S, v4(6)(&tcp(40005, 19, 2, 0, RST | ACK, &[]))));
+    seeds.push(("tcp4_chargen_sack", chargen_sack));
+    // Guest data out of order (SACK permitted): the second and third parts
+    // before the first, then the second again; the echo must come back whole.
+    let sp = 40006;
+    seeds.push((
+        "tcp4_reorder",
+        vec![
+            (c | T1MS, v4(6)(&tcp_with(sp, 7, 1000, 0, SYN, SYN_OPTS_SACK, &[]))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1001, 0, ACK, &[]))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1008, 0, PSH | ACK, b"out of "))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1015, 0, PSH | ACK, b"order\n"))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1001, 0, PSH | ACK, b"echoed "))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1008, 0, PSH | ACK, b"out of "))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1021, 0, ACK, &[]))),
+            (a | T1MS, v4(6)(&tcp(sp, 7, 1021, 0, FIN | ACK, &[]))),
+            (a | T1S, v4(6)(&tcp(sp, 7, 1022, 0, ACK, &[]))),
+        ],
+    ));
     // One exchange of everything, so that mutations can mix protocols.
     let mixed: Records = ["arp", "dhcp", "ndp", "udp4", "tcp4_echo"]
         .iter()
