@@ -229,6 +229,28 @@ def ceilings(path, test):
     return (NCPU / c["busy"] * 1e9, NCPU / free * 1e9 if free > 0 else None)
 
 
+def flood_ceilings(path, test):
+    """For a UDP flood (udp-up, udp-down): the share of the CPUs its sender
+    held, and the rates (bytes/s) at which the rest of the chain's costs
+    per byte would keep the CPUs it left busy: as measured, and with a
+    translator that cost nothing. Upper bounds if the sender keeps its
+    share and the costs per byte do not fall with the rate; None without
+    the chain's figures."""
+    c = chain_costs(path, test)
+    rs = rows.get((path, test), [])
+    if c is None or c["busy"] <= 0:
+        return None
+    sender, column = ("guest", GUEST_APP) if test == "udp-up" else ("host", HOST_APP)
+    busy, idle, sent = (sum(r[col] or 0 for r in rs) for col in (BUSY, IDLE, column))
+    held = NCPU * sent / max(busy + idle, 1)
+    left = NCPU - held
+    others = c["busy"] - c[sender]
+    free = others - c["translator"]
+    if left <= 0 or others <= 0:
+        return None
+    return (held, left / others * 1e9, left / free * 1e9 if free > 0 else None)
+
+
 def gbit(bytes_per_s):
     return "-" if bytes_per_s is None else "{:.2f}".format(bytes_per_s * 8 / 1e9)
 
@@ -334,6 +356,20 @@ def bound_note(path, test, ref):
     return s
 
 
+def flood_bound_note(path, test, ref, peer):
+    """For a UDP target missed: what the chain's costs per byte allow on
+    the CPUs the sender left, as a multiple of `peer`'s rate `ref`."""
+    c = flood_ceilings(path, test)
+    if c is None or not ref:
+        return ""
+    held, hi, free = c
+    s = "; the sender held {:.2f} of {} CPUs, and on the rest these costs per byte allow at most {:.2f}x {}".format(
+        held, NCPU, hi * 8 / ref, peer)
+    if free is not None:
+        s += ", {:.2f}x with a translator that cost nothing".format(free * 8 / ref)
+    return s
+
+
 for (ours, peer) in (("ours", "pasta"), ("ours-sock", "passt")):
     for t in tests:
         if t.startswith("tcp"):
@@ -353,10 +389,12 @@ for (ours, peer) in (("ours", "pasta"), ("ours-sock", "passt")):
         la = [r[3] for r in rows.get((ours, t), []) if r[3] is not None]
         lb = [r[3] for r in rows.get((peer, t), []) if r[3] is not None]
         lower = bool(la and lb and statistics.median(la) <= statistics.median(lb))
-        chk("{} {}: >= 2x {} at lower loss ({}, loss {} vs {})".format(
+        ok = ge(a, b, 2.0) and lower
+        chk("{} {}: >= 2x {} at lower loss ({}, loss {} vs {}{})".format(
             NAMES[ours], label(t), peer, ratio(a, b),
             "{:.0f} %".format(statistics.median(la)) if la else "n/a",
-            "{:.0f} %".format(statistics.median(lb)) if lb else "n/a"), ge(a, b, 2.0) and lower)
+            "{:.0f} %".format(statistics.median(lb)) if lb else "n/a",
+            "" if ok else flood_bound_note(ours, t, b, peer)), ok)
     for t in ("rr", "crr"):
         a, b = med(ours, t), med(peer, t)
         chk("{} {}: >= 1.5x {} ({})".format(NAMES[ours], label(t), peer, ratio(a, b)), ge(a, b, 1.5))
