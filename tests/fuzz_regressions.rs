@@ -85,7 +85,7 @@ fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<(u32, usize, Vec<u8>)
         .filter_map(|f| harness::l4_of(f))
         .filter(|(l4, p)| *p == 6 && l4.len() >= 20 && l4[0..2] == port.to_be_bytes())
         .map(|(l4, _)| {
-            let off = usize::from(l4[12] >> 4) * 4;
+            let off = (usize::from(l4[12] >> 4) * 4).clamp(20, l4.len());
             (u32::from_be_bytes(l4[4..8].try_into().unwrap()), l4.len() - off, l4[20..off].to_vec())
         })
         .collect()
