@@ -237,12 +237,11 @@ def flood_ceilings(path, test):
     share and the costs per byte do not fall with the rate; None without
     the chain's figures."""
     c = chain_costs(path, test)
-    rs = rows.get((path, test), [])
     if c is None or c["busy"] <= 0:
         return None
-    sender, column = ("guest", GUEST_APP) if test == "udp-up" else ("host", HOST_APP)
-    busy, idle, sent = (sum(r[col] or 0 for r in rs) for col in (BUSY, IDLE, column))
-    held = NCPU * sent / max(busy + idle, 1)
+    sender = "guest" if test == "udp-up" else "host"
+    # The sender's share of the busy time, times the CPUs that were busy.
+    held = NCPU * (1 - c["idle"]) * c[sender] / c["busy"]
     left = NCPU - held
     others = c["busy"] - c[sender]
     free = others - c["translator"]
