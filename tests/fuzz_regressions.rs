@@ -14,6 +14,7 @@ mod seeds;
 mod services;
 
 use common::netns::TestNs;
+use passt::wire::tcp::{seq_lt, Segment};
 use std::path::{Path, PathBuf};
 
 /// The harness counts the process's fds: the tests of this file run one at
@@ -77,17 +78,14 @@ fn tcp_from(frames: &[Vec<u8>], port: u16) -> (Vec<u8>, u8) {
     (data, flags)
 }
 
-/// TCP segments to the guest from `port`: (sequence number, payload
-/// length, options).
-fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<(u32, usize, Vec<u8>)> {
+/// TCP segments to the guest from `port`, as our own parser reads them.
+fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<Segment<'_>> {
     frames
         .iter()
         .filter_map(|f| harness::l4_of(f))
-        .filter(|(l4, p)| *p == 6 && l4.len() >= 20 && l4[0..2] == port.to_be_bytes())
-        .map(|(l4, _)| {
-            let off = (usize::from(l4[12] >> 4) * 4).clamp(20, l4.len());
-            (u32::from_be_bytes(l4[4..8].try_into().unwrap()), l4.len() - off, l4[20..off].to_vec())
-        })
+        .filter(|(_, p)| *p == 6)
+        .filter_map(|(l4, _)| Segment::new_checked(l4).ok())
+        .filter(|s| s.src_port() == port)
         .collect()
 }
 
@@ -95,29 +93,18 @@ fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<(u32, usize, Vec<u8>)
 /// the end of one sent earlier.
 fn retransmitted(frames: &[Vec<u8>], port: u16) -> bool {
     let mut end: Option<u32> = None;
-    for (seq, len, _) in tcp_segments_from(frames, port).into_iter().filter(|s| s.1 > 0) {
-        if end.is_some_and(|e| (seq.wrapping_sub(e) as i32) < 0) {
+    for s in tcp_segments_from(frames, port).into_iter().filter(|s| !s.payload().is_empty()) {
+        if end.is_some_and(|e| seq_lt(s.seq(), e)) {
             return true;
         }
-        end = Some(seq.wrapping_add(len as u32));
+        end = Some(s.seq().wrapping_add(s.payload().len() as u32));
     }
     false
 }
 
-/// Whether a segment from `port` carried a SACK option (kind 5).
+/// Whether a segment from `port` carried SACK blocks.
 fn sack_sent(frames: &[Vec<u8>], port: u16) -> bool {
-    tcp_segments_from(frames, port).iter().any(|(_, _, opts)| {
-        let mut i = 0;
-        while i < opts.len() {
-            match opts[i] {
-                0 => return false,
-                1 => i += 1,
-                5 => return true,
-                _ => i += usize::from(*opts.get(i + 1).unwrap_or(&0)).max(2),
-            }
-        }
-        false
-    })
+    tcp_segments_from(frames, port).iter().any(|s| s.options().is_ok_and(|o| !o.sack.is_empty()))
 }
 
 fn icmp_types(frames: &[Vec<u8>]) -> Vec<(u8, u8)> {
