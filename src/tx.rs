@@ -60,14 +60,37 @@ fn l4_checksum_field(proto: u8, v6: bool) -> Option<(usize, bool)> {
 /// the frame: both are programming errors of the caller, which sized `buf`
 /// through [`TxQueue::reserve`].
 pub fn finish_ip(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> usize {
-    finish_ip_with(buf, l2, src, dst, proto, l4_len, false)
+    finish_ip_with(buf, l2, src, dst, proto, l4_len, L4Checksum::Full)
 }
 
-/// [`finish_ip`], or with `partial` and a TCP or UDP segment, leaves the L4
-/// checksum to the receiver: the field holds the pseudo-header sum only
-/// (what a virtio-net header with `NEEDS_CSUM` announces; see
-/// [`Offload`]). Only for a queue whose backend offloads checksums.
-pub fn finish_ip_with(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize, partial: bool) -> usize {
+/// What [`finish_ip_with`] writes in the L4 checksum field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4Checksum {
+    /// The checksum, computed over the whole segment.
+    Full,
+    /// For a TCP or UDP segment, the pseudo-header sum only: the receiver
+    /// completes it (what a virtio-net header with `NEEDS_CSUM` announces;
+    /// see [`Offload`]). Only for a queue whose backend offloads checksums.
+    Partial,
+    /// For UDP over IPv4, zero: no checksum (RFC 768 allows it there, and
+    /// nowhere else; other protocols get [`L4Checksum::Full`]).
+    Omitted,
+}
+
+impl L4Checksum {
+    /// [`L4Checksum::Partial`] when the backend offloads checksums
+    /// ([`TxQueue::offload`]), [`L4Checksum::Full`] otherwise.
+    pub fn offloaded_if(offload: bool) -> Self {
+        if offload {
+            L4Checksum::Partial
+        } else {
+            L4Checksum::Full
+        }
+    }
+}
+
+/// [`finish_ip`], with the L4 checksum as `csum` says.
+pub fn finish_ip_with(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize, csum: L4Checksum) -> usize {
     let v6 = src.is_ipv6();
     let off = l4_offset(v6);
     let l4 = &mut buf[off..off + l4_len];
@@ -79,12 +102,17 @@ pub fn finish_ip_with(buf: &mut [u8], l2: L2, src: IpAddr, dst: IpAddr, proto: u
             (IpAddr::V6(s), IpAddr::V6(d), true) => checksum::pseudo_v6(s, d, proto, l4_len),
             _ => panic!("finish_ip: mixed address families"),
         };
-        let partial = partial && pseudo && proto != ipv6::NEXT_ICMPV6;
-        let mut c = if partial { !checksum::finish(acc) } else { checksum::finish(checksum::sum(acc, l4)) };
-        // A computed UDP checksum of zero is sent as all ones (RFC 768).
-        if c == 0 && proto == ipv4::PROTO_UDP && !partial {
-            c = 0xffff;
-        }
+        let udp4 = proto == ipv4::PROTO_UDP && !v6;
+        let c = match csum {
+            L4Checksum::Omitted if udp4 => 0,
+            L4Checksum::Partial if pseudo && proto != ipv6::NEXT_ICMPV6 => !checksum::finish(acc),
+            _ => match checksum::finish(checksum::sum(acc, l4)) {
+                // A computed UDP checksum of zero is sent as all ones
+                // (RFC 768): zero means none.
+                0 if proto == ipv4::PROTO_UDP => 0xffff,
+                c => c,
+            },
+        };
         l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
     match (src, dst) {
@@ -546,5 +574,34 @@ mod tests {
         let ip = ipv4::Packet::new_checked(&buf[14..len]).unwrap();
         let acc = checksum::pseudo_v4(ip.src(), ip.dst(), 17, 12);
         assert_eq!(checksum::finish(checksum::sum(acc, ip.payload())), 0);
+    }
+
+    #[test]
+    fn only_udp_over_ipv4_goes_without_a_checksum() {
+        let l2 = L2 { src: [2; 6], dst: [4; 6] };
+        let (s4, d4): (IpAddr, IpAddr) = (Ipv4Addr::new(10, 0, 2, 2).into(), Ipv4Addr::new(10, 0, 2, 15).into());
+        let (s6, d6): (IpAddr, IpAddr) = ("fd00::2".parse().unwrap(), "fd00::f".parse().unwrap());
+        for (src, dst, proto) in [(s4, d4, 17), (s6, d6, 17), (s4, d4, 6), (s6, d6, 6)] {
+            let mut buf = vec![0u8; 120];
+            let off = l4_offset(src.is_ipv6());
+            // A non-zero payload, so that a missing sum shows.
+            buf[off..off + 32].fill(0x5a);
+            if proto == 17 {
+                crate::wire::udp::emit(&mut buf[off..], 53, 40000, 24);
+            }
+            let len = finish_ip_with(&mut buf, l2, src, dst, proto, 32, L4Checksum::Omitted);
+            let at = if proto == 17 { off + 6 } else { off + 16 };
+            let field = [buf[at], buf[at + 1]];
+            if proto == 17 && src.is_ipv4() {
+                assert_eq!(field, [0, 0], "UDP over IPv4");
+                continue;
+            }
+            let acc = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_v4(s, d, proto, 32),
+                (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_v6(s, d, proto, 32),
+                _ => unreachable!(),
+            };
+            assert_eq!(checksum::finish(checksum::sum(acc, &buf[off..len])), 0, "protocol {proto} from {src}");
+        }
     }
 }

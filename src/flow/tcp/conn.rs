@@ -981,7 +981,7 @@ impl Conn {
                     };
                     h.emit(&mut buf[off..], &Options::default());
                     let (src, dst) = (self.peer.ip(), self.guest.ip());
-                    let flen = tx::finish_ip_with(buf, ctx.net.l2(), src, dst, PROTO_TCP, hl + n, offload);
+                    let flen = tx::finish_ip_with(buf, ctx.net.l2(), src, dst, PROTO_TCP, hl + n, tx::L4Checksum::offloaded_if(offload));
                     let gso_size = if n as u32 > self.mss { self.mss as u16 } else { 0 };
                     ctx.tx.commit_with(flen, tx::Offload { csum_partial: offload, gso_size });
                     self.data_queued(ctx.now, n);
@@ -1312,7 +1312,7 @@ pub(super) fn emit_ctl(
     };
     let h = Header { src_port: from.port(), dst_port: to.port(), seq, ack, flags, window };
     h.emit(&mut buf[off..], options);
-    let n = tx::finish_ip_with(buf, ctx.net.l2(), from.ip(), to.ip(), PROTO_TCP, hl, partial);
+    let n = tx::finish_ip_with(buf, ctx.net.l2(), from.ip(), to.ip(), PROTO_TCP, hl, tx::L4Checksum::offloaded_if(partial));
     ctx.tx.commit_with(n, tx::Offload { csum_partial: partial, gso_size: 0 });
     true
 }

@@ -352,10 +352,21 @@ impl Udp {
 /// Writes the UDP header and the IP/Ethernet headers around a payload
 /// already at its place in `frame`; returns the frame length. `partial`:
 /// leave the checksum to the kernel (a tap with offloads).
+///
+/// Otherwise a datagram over IPv4 goes without a checksum (zero, as passt
+/// sends them): it came from a kernel socket that had verified it, and
+/// reaches the guest through memory only, so summing every byte here and
+/// again in the guest (which skips a zero checksum) would protect nothing.
+/// IPv6 requires one (RFC 8200 section 8.1).
 fn finish_frame(frame: &mut [u8], net: &GuestNet, from: SocketAddr, to: SocketAddr, len: usize, partial: bool) -> usize {
     let l4 = tx::l4_offset(to.is_ipv6());
     wudp::emit(&mut frame[l4..], from.port(), to.port(), len);
-    tx::finish_ip_with(frame, net.l2(), from.ip(), to.ip(), ipv4::PROTO_UDP, wudp::HEADER_LEN + len, partial)
+    let csum = match (partial, to.is_ipv6()) {
+        (true, _) => tx::L4Checksum::Partial,
+        (false, false) => tx::L4Checksum::Omitted,
+        (false, true) => tx::L4Checksum::Full,
+    };
+    tx::finish_ip_with(frame, net.l2(), from.ip(), to.ip(), ipv4::PROTO_UDP, wudp::HEADER_LEN + len, csum)
 }
 
 #[cfg(test)]
