@@ -18,9 +18,18 @@
  *
  * Tap -> socket: frames read until EAGAIN (or the output buffer is full)
  * go out with one write; what the socket does not take stays buffered and
- * the tap is not read again until it has drained. Socket -> tap: reads as
- * much as is there, writes each complete frame to the tap, and keeps a
- * partial frame at the front of the buffer for the next read.
+ * the tap is not read again until it has drained. Socket -> tap: one read
+ * of at most QEMU_READ bytes each time the socket is readable, as QEMU
+ * reads it (once per turn of its main loop, NET_BUFSIZE bytes); each
+ * complete frame goes to the tap, and a partial frame stays at the front
+ * of the buffer for the next read.
+ *
+ * Where it differs from QEMU: QEMU hands the guest's frames to the socket
+ * one write each, and takes frames from and gives them to the guest
+ * through virtio queues, with no system call; the pump pays a tap read
+ * and a tap write per frame instead, and saves some of that back by
+ * batching its socket writes. A translator sees the same byte stream
+ * either way.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +49,8 @@
 
 #define MAX_FRAME (14 + 65535)
 #define BUF_SIZE (1 << 20)
+/* QEMU's NET_BUFSIZE: what one read of its stream socket takes at most. */
+#define QEMU_READ (4096 + 65536)
 
 static void die(const char *what)
 {
@@ -170,10 +181,10 @@ int main(int argc, char **argv)
 		if (out_sent == out_len)
 			out_len = out_sent = 0;
 
-		/* Socket -> tap. */
+		/* Socket -> tap: one read, then the tap's turn again. */
 		if (p[1].revents & (POLLIN | POLLHUP)) {
-			for (;;) {
-				ssize_t n = read(sock, in + in_len, BUF_SIZE - in_len);
+			do {
+				ssize_t n = read(sock, in + in_len, QEMU_READ);
 				if (n == 0)
 					return 0;
 				if (n < 0) {
@@ -202,9 +213,7 @@ int main(int argc, char **argv)
 				}
 				memmove(in, in + at, in_len - at);
 				in_len -= at;
-				if ((size_t)n < BUF_SIZE / 2)
-					break;
-			}
+			} while (0);
 		}
 	}
 }

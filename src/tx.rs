@@ -170,9 +170,6 @@ pub struct TxQueue {
     run_reserved: (usize, usize),
     /// Frames committed since the last [`TxQueue::take_new`] (for capture).
     unseen: usize,
-    /// The longest frame committed (or grown) since the last
-    /// [`TxQueue::take_largest`].
-    largest_new: usize,
     /// Bytes of the queued frames, prefixes excluded (so that the engine
     /// counts what a flush really delivered).
     queued_bytes: usize,
@@ -191,7 +188,6 @@ impl TxQueue {
             reserved: 0,
             run_reserved: (0, 0),
             unseen: 0,
-            largest_new: 0,
             queued_bytes: 0,
             offload: false,
             udp_gso: false,
@@ -224,7 +220,6 @@ impl TxQueue {
         if let Some(f) = self.queued_mut().last_mut() {
             f.1 = new_len;
         }
-        self.largest_new = self.largest_new.max(new_len);
         self.buf[start..start + PREFIX].copy_from_slice(&(new_len as u32).to_be_bytes());
         Some(&mut self.buf[start + PREFIX..start + PREFIX + new_len])
     }
@@ -362,14 +357,7 @@ impl TxQueue {
         self.frames.push((start, len, offload));
         self.used += PREFIX + len;
         self.unseen += 1;
-        self.largest_new = self.largest_new.max(len);
         self.queued_bytes += len;
-    }
-
-    /// The length of the longest frame queued since the last call (0 if
-    /// none was).
-    pub fn take_largest(&mut self) -> usize {
-        std::mem::take(&mut self.largest_new)
     }
 
     /// The queued frames, oldest first (without prefixes), for the tap
@@ -431,7 +419,6 @@ impl TxQueue {
         self.frames.clear();
         self.first = 0;
         self.unseen = 0;
-        self.largest_new = 0;
         self.head_sent = 0;
         self.used = 0;
         self.queued_bytes = 0;

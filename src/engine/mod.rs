@@ -575,7 +575,7 @@ impl Instance {
             log::warn!("cannot watch the guest connection: {e}");
             return;
         }
-        *conn = Some(Conn::new(fd, self.core.net.mtu));
+        *conn = Some(Conn::new(fd));
         log::info!("guest connected");
         self.want_out = false;
         self.guest_attached();

@@ -177,7 +177,7 @@ pub fn open_attachment(cfg: &Config, net: &GuestNet) -> Result<Opened, String> {
             let fd = sys::adopt_fd(fd).map_err(|e| format!("fd {fd} is not usable: {e}"))?;
             use std::os::fd::AsFd;
             sys::set_nonblocking(fd.as_fd()).map_err(|e| format!("fd: cannot make it non-blocking: {e}"))?;
-            Ok(Opened::Conn(Conn::new(fd, net.mtu)))
+            Ok(Opened::Conn(Conn::new(fd)))
         }
         Attach::Netns { path, ifname, config_net } => {
             open_tap(&path, &ifname, config_net, net).map(|(fd, vnet, uso)| Opened::Tap(fd, vnet, uso))
