@@ -15,6 +15,7 @@ use passt::token::Token;
 use passt::tx::TxQueue;
 use passt::wire::{checksum, ethernet, icmp, ipv4, ipv6, udp};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::num::NonZeroU16;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -773,4 +774,36 @@ fn a_guest_reply_to_a_vanished_inbound_peer_gets_port_unreachable() {
     let got = h.wait_frames(1, 2000);
     let want = Got::Icmp { src: peer.ip(), dst: guest.ip(), ty: 3, code: 3, quoted_src: guest, quoted_dst: peer };
     assert_eq!(got, vec![want]);
+}
+
+#[test]
+fn a_frame_of_segments_leaves_as_one_datagram_per_segment() {
+    // UDP segmentation offload on a tap: one UDP header, then the payloads
+    // of several datagrams. The echo server answers each on its own, so
+    // the guest gets back one frame per datagram the host saw.
+    let _g = serial();
+    let e4 = Echo::start("127.0.0.1:0");
+    let mut h = H::new(65520, 100);
+    let guest = SocketAddr::new(G4.parse().unwrap(), free_port());
+    let to = SocketAddr::new(GW4.parse().unwrap(), e4.addr.port());
+    // (payload, segment): a remainder, an exact multiple, a segment larger
+    // than the payload, pieces large enough to skip the queue, and no
+    // payload at all (one empty datagram, as the kernel would send).
+    let cases = [(10usize, 3u16), (4200, 1400), (100, 1400), (20000, 9000), (0, 1000)];
+    for (total, seg) in cases {
+        let payload: Vec<u8> = (0..total).map(|i| (i * 7 + total) as u8).collect();
+        let mut l4 = vec![0u8; udp::HEADER_LEN + total];
+        udp::emit(&mut l4, guest.port(), to.port(), total);
+        l4[udp::HEADER_LEN..].copy_from_slice(&payload);
+        h.run(|u, c| u.handle_guest_segmented(c, guest.ip(), to.ip(), &l4, NonZeroU16::new(seg)));
+        h.flush();
+        let pieces: Vec<Vec<u8>> =
+            if total == 0 { vec![Vec::new()] } else { payload.chunks(usize::from(seg)).map(<[u8]>::to_vec).collect() };
+        let want: Vec<Got> = pieces.into_iter().map(|payload| Got::Udp { src: to, dst: guest, payload }).collect();
+        let got = h.wait_frames(want.len(), 2000);
+        assert_eq!(got, want, "{total} bytes in segments of {seg}");
+    }
+    let sent = h.udp.stats().to_host;
+    assert_eq!(sent, 4 + 3 + 1 + 3 + 1);
+    assert_eq!(e4.stop(), sent);
 }

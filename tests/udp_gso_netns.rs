@@ -2,14 +2,17 @@
 //! the tap backend gathers several datagrams of one flow into one frame
 //! (UDP segmentation offload, when the kernel has it): every datagram must
 //! arrive whole, in order, with its own boundaries; a shorter one ends a
-//! run. Over IPv4 and IPv6; with `PASST_TAP_OFFLOAD=0` the same checks run
-//! on the plain tap. Needs root.
+//! run. And the other way: a guest socket sending with `UDP_SEGMENT`,
+//! whose kernel then hands the tap one frame for all its datagrams. Over
+//! IPv4 and IPv6; with `PASST_TAP_OFFLOAD=0` the same checks run on the
+//! plain tap. Needs root.
 
 mod common;
 
 use common::driver::Driver;
 use common::netns::{HostWithRouter, TestNs};
 use std::net::UdpSocket;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Datagrams per burst at most; bursts stay under 96 KB so that they fit
@@ -109,5 +112,53 @@ fn guest_bursts_through_a_route_with_a_smaller_mtu_still_arrive() {
             }
         }
         assert!(got.len() >= burst * 9 / 10, "{to}: only {} of {burst} datagrams of 1400 bytes arrived", got.len());
+    }
+}
+
+/// `UDP_SEGMENT` (linux/udp.h): the datagram size of a segmentation
+/// offload send.
+const UDP_SEGMENT: libc::c_int = 103;
+
+#[test]
+fn guest_segmentation_offload_sends_arrive_as_separate_datagrams() {
+    // One send of a guest socket with UDP_SEGMENT is several datagrams;
+    // through a tap with USO the guest's kernel passes them to us as one
+    // frame with one UDP header, and the host peer must still get each
+    // on its own (the bug: one datagram of their total size).
+    let net = HostWithRouter::new("udp-uso");
+    let guest = TestNs::new("udp-uso-g");
+    let netns = format!("netns={}", guest.path.display());
+    let _driver = Driver::start_in(&net.host.path, &Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]))
+        .expect("instance starts");
+    for (bind, loopback, gw) in [("0.0.0.0:0", "127.0.0.1:0", "192.0.2.1"), ("[::]:0", "[::1]:0", "2001:db8::1")] {
+        let server = net.host.run(move || UdpSocket::bind(loopback)).unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let c = guest.run(move || UdpSocket::bind(bind)).unwrap();
+        c.connect((gw, port)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        // Until the path is up (IPv6 neighbours): the server hears "hi".
+        let up = (0..60).any(|_| {
+            let _ = c.send(b"hi");
+            server.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            server.recv_from(&mut buf).is_ok_and(|(n, _)| n == 2)
+        });
+        assert!(up, "no path to {gw}");
+        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // (segment size, full segments, last one): a short tail, many
+        // segments, tiny ones, one that is whole.
+        for (size, full, tail) in [(1000usize, 3usize, 500usize), (1400, 40, 700), (7, 100, 3), (1200, 2, 1200)] {
+            let lens: Vec<usize> = (0..full).map(|_| size).chain(std::iter::once(tail)).collect();
+            let send: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| payload(i, len)).collect();
+            passt::sys::net::setsockopt_int(c.as_fd(), libc::SOL_UDP, UDP_SEGMENT, size as libc::c_int).unwrap();
+            assert_eq!(c.send(&send).unwrap(), send.len());
+            for (i, &len) in lens.iter().enumerate() {
+                let (n, _) = server
+                    .recv_from(&mut buf)
+                    .unwrap_or_else(|e| panic!("{gw}, segments of {size} B: datagram {i} of {}: {e}", lens.len()));
+                assert_eq!(n, len, "{gw}, segments of {size} B: datagram {i} is {n} bytes, not {len}");
+                assert!(buf[..n] == payload(i, len)[..], "{gw}, segments of {size} B: datagram {i} differs");
+            }
+        }
     }
 }

@@ -29,6 +29,21 @@ use std::io::{self, IoSlice};
 /// ~180 the receiver got 1.3-1.5 Gbit/s instead of 0.7-1.0.
 pub const READ_BATCH_FRAMES: usize = 128;
 
+/// What a backend knows of a frame beyond its bytes: a tap with offloads
+/// says it in the virtio-net header before each frame. Other backends
+/// know nothing more (the default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// The backend's kernel vouches for the L4 checksum, or left it undone.
+    pub l4_checked: bool,
+    /// UDP segmentation offload: the frame holds, after one UDP header,
+    /// the payloads of several datagrams of one socket, each this many
+    /// bytes but the last, which may be shorter (`gso_size`). The guest's
+    /// kernel would have cut them apart on a wire; we must, or the host
+    /// peer gets one large datagram instead of several.
+    pub udp_segment: Option<u16>,
+}
+
 /// The host's frame sink for the in-process attachment: takes a batch of
 /// frames, returns how many it accepted (the rest wait).
 pub type FrameOutput = Box<dyn FnMut(&[IoSlice<'_>]) -> usize + Send>;

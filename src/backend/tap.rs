@@ -6,10 +6,12 @@
 //!
 //! * **Reads.** The namespace's kernel may leave the L4 checksum undone
 //!   (`NEEDS_CSUM`) or say it checked it (`DATA_VALID`): either way there
-//!   is no wire between us and it, so [`RxFrame::l4_checked`] tells the
+//!   is no wire between us and it, so [`RxMeta::l4_checked`] tells the
 //!   dispatcher to skip the verification. With TSO a TCP frame carries up
 //!   to 64 KiB of payload whatever the MTU; the flows take it as one
-//!   segment.
+//!   segment. With USO a UDP frame likewise carries the datagrams of one
+//!   socket (`GSO_UDP_L4`): its `gso_size` goes with the frame as
+//!   [`RxMeta::udp_segment`], and the UDP flows cut it apart.
 //! * **Writes.** Frames whose [`Offload`] says so go out with `NEEDS_CSUM`
 //!   (the checksum field holds the pseudo-header sum; a locally delivered
 //!   packet is never summed at all) and, for TCP frames larger than a
@@ -18,7 +20,7 @@
 //!   holding several datagrams of one flow (`GSO_UDP_L4`, when the kernel
 //!   has USO). The header goes out with the frame in one `writev`.
 
-use super::{would_block, Flush, READ_BATCH_FRAMES};
+use super::{would_block, Flush, RxMeta, READ_BATCH_FRAMES};
 use crate::sys;
 use crate::sys::tun::VNET_HDR_LEN;
 use crate::tx::{Offload, TxQueue, MAX_FRAME};
@@ -36,12 +38,13 @@ const F_DATA_VALID: u8 = 2;
 const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
 const GSO_UDP_L4: u8 = 5;
+/// A flag on `gso_type`: the segments carry ECN's CWR bit (TCP only).
+const GSO_ECN: u8 = 0x80;
 
 /// One frame read from the tap.
 pub struct RxFrame<'a> {
     pub frame: &'a [u8],
-    /// The kernel vouches for the L4 checksum, or left it undone.
-    pub l4_checked: bool,
+    pub meta: RxMeta,
 }
 
 pub struct Tap {
@@ -73,10 +76,10 @@ impl Tap {
                     if n < VNET_HDR_LEN {
                         continue;
                     }
-                    let l4_checked = self.buf[0] & (F_NEEDS_CSUM | F_DATA_VALID) != 0;
-                    on_frame(RxFrame { frame: &self.buf[VNET_HDR_LEN..n], l4_checked });
+                    let meta = rx_meta(&self.buf[..VNET_HDR_LEN]);
+                    on_frame(RxFrame { frame: &self.buf[VNET_HDR_LEN..n], meta });
                 }
-                Ok(n) => on_frame(RxFrame { frame: &self.buf[..n], l4_checked: false }),
+                Ok(n) => on_frame(RxFrame { frame: &self.buf[..n], meta: RxMeta::default() }),
                 Err(e) if would_block(&e) => break,
                 Err(e) => return Err(e),
             }
@@ -128,6 +131,15 @@ impl Tap {
     }
 }
 
+/// What the virtio-net header before a frame from the namespace says. Its
+/// segment size is taken as given, as the datagram sizes a guest chooses
+/// would be; a size of zero is left for the dispatcher to refuse.
+fn rx_meta(h: &[u8]) -> RxMeta {
+    let l4_checked = h[0] & (F_NEEDS_CSUM | F_DATA_VALID) != 0;
+    let udp_segment = (h[1] & !GSO_ECN == GSO_UDP_L4).then(|| u16::from_ne_bytes([h[4], h[5]]));
+    RxMeta { l4_checked, udp_segment }
+}
+
 /// The virtio-net header for a frame we built (so its headers are ours and
 /// well-formed: IPv4 without options or IPv6 without extension headers).
 fn vnet_header(frame: &[u8], offload: Offload) -> [u8; VNET_HDR_LEN] {
@@ -162,4 +174,32 @@ fn vnet_header(frame: &[u8], offload: Offload) -> [u8; VNET_HDR_LEN] {
     h[6..8].copy_from_slice(&(l4 as u16).to_ne_bytes());
     h[8..10].copy_from_slice(&csum_offset.to_ne_bytes());
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(flags: u8, gso_type: u8, gso_size: u16) -> [u8; VNET_HDR_LEN] {
+        let mut h = [0u8; VNET_HDR_LEN];
+        h[0] = flags;
+        h[1] = gso_type;
+        h[4..6].copy_from_slice(&gso_size.to_ne_bytes());
+        h
+    }
+
+    #[test]
+    fn only_udp_segmentation_gives_a_segment_size() {
+        let plain = rx_meta(&header(0, 0, 0));
+        assert_eq!(plain, RxMeta { l4_checked: false, udp_segment: None });
+        let uso = rx_meta(&header(F_NEEDS_CSUM, GSO_UDP_L4, 1400));
+        assert_eq!(uso, RxMeta { l4_checked: true, udp_segment: Some(1400) });
+        // The ECN flag does not hide the type; TCP segments are one segment
+        // to the flows whatever their size.
+        assert_eq!(rx_meta(&header(F_DATA_VALID, GSO_UDP_L4 | GSO_ECN, 7)).udp_segment, Some(7));
+        assert_eq!(rx_meta(&header(F_NEEDS_CSUM, GSO_TCPV4 | GSO_ECN, 1448)).udp_segment, None);
+        assert_eq!(rx_meta(&header(F_NEEDS_CSUM, GSO_TCPV6, 1428)).udp_segment, None);
+        // A size of zero is passed on, for the dispatcher to refuse.
+        assert_eq!(rx_meta(&header(F_NEEDS_CSUM, GSO_UDP_L4, 0)).udp_segment, Some(0));
+    }
 }

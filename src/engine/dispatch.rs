@@ -6,6 +6,7 @@
 //! counted by reason. The guest's MAC and source addresses are learned here.
 
 use super::Core;
+use crate::backend::RxMeta;
 use crate::config::Config;
 use crate::guestnet::GuestNet;
 use crate::services::{arp, dhcp, dhcpv6, ndp};
@@ -16,6 +17,7 @@ use crate::wire::ethernet::{self, EtherType};
 use crate::wire::{checksum, ipv4, ipv6, udp};
 use crate::tx::{finish_ip, l4_offset, L2};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU16;
 
 /// Guest datagrams for host sockets after which a batch of frames from the
 /// stream backend ends (the rest waits, buffered, for the next call). The
@@ -103,13 +105,13 @@ fn l4_checksum_ok(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> bool {
 impl Core {
     /// One frame from the guest.
     pub(crate) fn handle_frame(&mut self, frame: &[u8]) {
-        self.handle_frame_from(frame, false);
+        self.handle_frame_from(frame, RxMeta::default());
     }
 
-    /// One frame from the guest; `l4_checked`: the backend's kernel vouches
-    /// for the L4 checksum or left it undone (a tap with offloads), so it
+    /// One frame from the guest, with what its backend says of it (a tap
+    /// with offloads): an L4 checksum its kernel vouches for or left undone
     /// is not verified here.
-    pub(crate) fn handle_frame_from(&mut self, frame: &[u8], l4_checked: bool) {
+    pub(crate) fn handle_frame_from(&mut self, frame: &[u8], meta: RxMeta) {
         self.stats.frames_in += 1;
         self.stats.bytes_in += frame.len() as u64;
         if let Some(p) = self.pcap.as_mut() {
@@ -132,8 +134,8 @@ impl Core {
         }
         match eth.ethertype() {
             EtherType::Arp => self.handle_arp(eth.payload()),
-            EtherType::Ipv4 => self.handle_ipv4(eth.payload(), l4_checked),
-            EtherType::Ipv6 => self.handle_ipv6(eth.payload(), l4_checked),
+            EtherType::Ipv4 => self.handle_ipv4(eth.payload(), meta),
+            EtherType::Ipv6 => self.handle_ipv6(eth.payload(), meta),
             EtherType::Unknown(_) => self.stats.drop(Drop::Unsupported),
         }
     }
@@ -182,7 +184,7 @@ impl Core {
         }
     }
 
-    fn handle_ipv4(&mut self, payload: &[u8], l4_checked: bool) {
+    fn handle_ipv4(&mut self, payload: &[u8], meta: RxMeta) {
         if self.net.v4.is_none() {
             return self.stats.drop(Drop::Disabled);
         }
@@ -210,10 +212,11 @@ impl Core {
             return self.stats.drop(Drop::NotForUs);
         }
         self.observe(src.into());
-        self.handle_l4(src.into(), dst.into(), ip.protocol(), ip.payload(), l4_checked);
+        self.handle_l4(src.into(), dst.into(), ip.protocol(), ip.payload(), meta);
     }
 
-    fn handle_ipv6(&mut self, payload: &[u8], l4_checked: bool) {
+    fn handle_ipv6(&mut self, payload: &[u8], meta: RxMeta) {
+        let l4_checked = meta.l4_checked;
         if self.net.v6.is_none() {
             return self.stats.drop(Drop::Disabled);
         }
@@ -248,7 +251,7 @@ impl Core {
             return self.stats.drop(Drop::NotForUs);
         }
         self.observe(src.into());
-        self.handle_l4(src.into(), dst.into(), proto, l4, l4_checked);
+        self.handle_l4(src.into(), dst.into(), proto, l4, meta);
     }
 
     /// Learns the guest's source address; a new one is an event.
@@ -260,7 +263,8 @@ impl Core {
     }
 
     /// TCP, UDP and ICMP echo: to the flow tables.
-    fn handle_l4(&mut self, src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8], l4_checked: bool) {
+    fn handle_l4(&mut self, src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8], meta: RxMeta) {
+        let l4_checked = meta.l4_checked;
         match proto {
             ipv4::PROTO_ICMP if src.is_ipv4() => {
                 if !l4_checked && crate::wire::checksum::checksum(l4) != 0 {
@@ -289,8 +293,14 @@ impl Core {
                     }
                 }
                 if proto == ipv4::PROTO_UDP && !self.no_udp {
+                    let segment = match meta.udp_segment.map(NonZeroU16::new) {
+                        None => None,
+                        Some(Some(size)) => Some(size),
+                        // Segments of no size: no kernel sends that.
+                        Some(None) => return self.stats.drop(Drop::Malformed),
+                    };
                     let (mut ctx, flows) = self.flow_ctx();
-                    return flows.udp.handle_guest(&mut ctx, src, dst, l4);
+                    return flows.udp.handle_guest_segmented(&mut ctx, src, dst, l4, segment);
                 }
                 if proto == ipv4::PROTO_TCP && !self.no_tcp {
                     // A new connection with the budget spent: an idle UDP

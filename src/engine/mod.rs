@@ -611,7 +611,7 @@ impl Instance {
                     }
                 }
             }
-            Guest::Tap(t) => match t.read_frames(|f| core.handle_frame_from(f.frame, f.l4_checked)) {
+            Guest::Tap(t) => match t.read_frames(|f| core.handle_frame_from(f.frame, f.meta)) {
                 Ok(()) => false,
                 Err(e) => {
                     log::warn!("tap device: {e}");

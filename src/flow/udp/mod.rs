@@ -43,7 +43,10 @@
 //! is not ours after the call) and sent in `flush` with one `sendmmsg` per
 //! run of datagrams to the same socket (at most 1024 a call), where runs of
 //! equal-sized ones to one destination travel as one UDP GSO message (see
-//! `sys::udp::Batch::send`). Datagrams of
+//! `sys::udp::Batch::send`). A tap frame holding several datagrams of one
+//! guest socket (its kernel's UDP segmentation offload) is cut into them
+//! here, before the queue, so that each keeps its own boundaries on the
+//! host side whatever the path does with GSO. Datagrams of
 //! [`DIRECT_MIN`] bytes or more skip the queue (after flushing it, to keep
 //! the order) and go straight from the guest's frame, one copy less.
 //! Host sockets are read with `recvmmsg`: the first datagram lands in
@@ -93,6 +96,7 @@ use crate::wire::udp as wudp;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::num::NonZeroU16;
 use std::time::Duration;
 use table::{same_peer, Flow, Kind, OutFlow, Table};
 
@@ -508,6 +512,21 @@ impl Udp {
     /// verified by the engine). Queued for [`Udp::flush`], or sent at once
     /// when large.
     pub fn handle_guest(&mut self, ctx: &mut FlowCtx, src: IpAddr, dst: IpAddr, l4: &[u8]) {
+        self.handle_guest_segmented(ctx, src, dst, l4, None);
+    }
+
+    /// Like [`Self::handle_guest`], for a frame that may carry several
+    /// datagrams after one UDP header (UDP segmentation offload on a tap):
+    /// `segment` is their payload size, the last may be shorter. Each
+    /// leaves as a datagram of its own, as the guest's socket sent it.
+    pub fn handle_guest_segmented(
+        &mut self,
+        ctx: &mut FlowCtx,
+        src: IpAddr,
+        dst: IpAddr,
+        l4: &[u8],
+        segment: Option<NonZeroU16>,
+    ) {
         let d = match wudp::Datagram::new_checked(l4) {
             Ok(d) => d,
             Err(e) => {
@@ -543,7 +562,7 @@ impl Udp {
                 start: 0,
                 len: 0,
             };
-            self.queue_or_send(ctx, p, d.payload());
+            self.queue_segments(ctx, p, d.payload(), segment);
             return;
         }
         let host_dst = ctx.net.outbound(guest_dst);
@@ -585,7 +604,20 @@ impl Udp {
             start: 0,
             len: 0,
         };
-        self.queue_or_send(ctx, p, d.payload());
+        self.queue_segments(ctx, p, d.payload(), segment);
+    }
+
+    /// Queues (or sends) the datagrams a guest frame holds: its payload
+    /// whole, or cut into `segment`-sized pieces.
+    fn queue_segments(&mut self, ctx: &mut FlowCtx, p: Pending, payload: &[u8], segment: Option<NonZeroU16>) {
+        match segment {
+            Some(size) if !payload.is_empty() => {
+                for piece in payload.chunks(usize::from(size.get())) {
+                    self.queue_or_send(ctx, p, piece);
+                }
+            }
+            _ => self.queue_or_send(ctx, p, payload),
+        }
     }
 
     /// Opens the outbound flow of the guest's `guest` socket.
