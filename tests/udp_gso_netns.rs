@@ -11,7 +11,7 @@ mod common;
 
 use common::driver::Driver;
 use common::netns::{HostWithRouter, TestNs};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -23,28 +23,53 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
 }
 
+/// Our instance with its tap in a guest namespace, the host's side in
+/// `HostWithRouter`'s host namespace. Drop the three in reverse order.
+fn tap_guest(tag: &str) -> (HostWithRouter, TestNs, Driver) {
+    let net = HostWithRouter::new(tag);
+    let guest = TestNs::new(&format!("{tag}-g"));
+    let netns = format!("netns={}", guest.path.display());
+    let driver = Driver::start_in(&net.host.path, &Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]))
+        .expect("instance starts");
+    (net, guest, driver)
+}
+
+/// The gateway addresses (and the host's loopback they lead to) to test
+/// over: (guest bind address, host bind address, gateway).
+const GATEWAYS: [(&str, &str, &str); 2] = [("0.0.0.0:0", "127.0.0.1:0", "192.0.2.1"), ("[::]:0", "[::1]:0", "2001:db8::1")];
+
+/// A host server on loopback and a guest socket connected to it through
+/// the gateway, once the path is up (IPv6 neighbours): the server heard
+/// "hi". Returns them and the guest's address as the server sees it.
+fn connected_pair(
+    net: &HostWithRouter,
+    guest: &TestNs,
+    (bind, loopback, gw): (&'static str, &'static str, &str),
+) -> (UdpSocket, UdpSocket, SocketAddr) {
+    let server = net.host.run(move || UdpSocket::bind(loopback)).unwrap();
+    server.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let c = guest.run(move || UdpSocket::bind(bind)).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    c.connect((gw, port)).unwrap();
+    let mut buf = [0u8; 16];
+    let from = (0..60)
+        .find_map(|_| {
+            let _ = c.send(b"hi");
+            server.recv_from(&mut buf).ok().filter(|(n, _)| *n == 2).map(|(_, f)| f)
+        })
+        .unwrap_or_else(|| panic!("no path to {gw}"));
+    server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    (server, c, from)
+}
+
 #[test]
 fn host_bursts_arrive_as_separate_datagrams() {
-    let net = HostWithRouter::new("udp-gso");
-    let guest = TestNs::new("udp-gso-g");
-    let netns = format!("netns={}", guest.path.display());
-    let _driver = Driver::start_in(&net.host.path, &Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]))
-        .expect("instance starts");
-    for (bind, loopback, gw) in [("0.0.0.0:0", "127.0.0.1:0", "192.0.2.1"), ("[::]:0", "[::1]:0", "2001:db8::1")] {
-        let server = net.host.run(move || UdpSocket::bind(loopback)).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let port = server.local_addr().unwrap().port();
-        let c = guest.run(move || UdpSocket::bind(bind)).unwrap();
-        c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-        c.connect((gw, port)).unwrap();
-        // Until the path is up (IPv6 neighbours): the server hears "hi".
+    let (net, guest, _driver) = tap_guest("udp-gso");
+    for gateway in GATEWAYS {
+        let gw = gateway.2;
+        let (server, c, from) = connected_pair(&net, &guest, gateway);
         let mut buf = vec![0u8; 65536];
-        let from = (0..60)
-            .find_map(|_| {
-                let _ = c.send(b"hi");
-                server.recv_from(&mut buf).ok().filter(|(n, _)| *n == 2).map(|(_, f)| f)
-            })
-            .unwrap_or_else(|| panic!("no path to {gw}"));
         for (size, tail) in [(1400usize, 700usize), (1, 1), (8000, 100)] {
             let burst = (96_000 / size).clamp(4, BURST_MAX);
             let lens: Vec<usize> = (0..burst).map(|i| if i == burst - 1 { tail } else { size }).collect();
@@ -125,26 +150,11 @@ fn guest_segmentation_offload_sends_arrive_as_separate_datagrams() {
     // through a tap with USO the guest's kernel passes them to us as one
     // frame with one UDP header, and the host peer must still get each
     // on its own (the bug: one datagram of their total size).
-    let net = HostWithRouter::new("udp-uso");
-    let guest = TestNs::new("udp-uso-g");
-    let netns = format!("netns={}", guest.path.display());
-    let _driver = Driver::start_in(&net.host.path, &Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]))
-        .expect("instance starts");
-    for (bind, loopback, gw) in [("0.0.0.0:0", "127.0.0.1:0", "192.0.2.1"), ("[::]:0", "[::1]:0", "2001:db8::1")] {
-        let server = net.host.run(move || UdpSocket::bind(loopback)).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let port = server.local_addr().unwrap().port();
-        let c = guest.run(move || UdpSocket::bind(bind)).unwrap();
-        c.connect((gw, port)).unwrap();
+    let (net, guest, _driver) = tap_guest("udp-uso");
+    for gateway in GATEWAYS {
+        let gw = gateway.2;
+        let (server, c, _) = connected_pair(&net, &guest, gateway);
         let mut buf = vec![0u8; 65536];
-        // Until the path is up (IPv6 neighbours): the server hears "hi".
-        let up = (0..60).any(|_| {
-            let _ = c.send(b"hi");
-            server.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-            server.recv_from(&mut buf).is_ok_and(|(n, _)| n == 2)
-        });
-        assert!(up, "no path to {gw}");
-        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         // (segment size, full segments, last one): a short tail, many
         // segments, tiny ones, one that is whole.
         for (size, full, tail) in [(1000usize, 3usize, 500usize), (1400, 40, 700), (7, 100, 3), (1200, 2, 1200)] {
