@@ -2,10 +2,10 @@
 //! the tap backend gathers several datagrams of one flow into one frame
 //! (UDP segmentation offload, when the kernel has it): every datagram must
 //! arrive whole, in order, with its own boundaries; a shorter one ends a
-//! run. And the other way: a guest socket sending with `UDP_SEGMENT`,
-//! whose kernel then hands the tap one frame for all its datagrams. Over
-//! IPv4 and IPv6; with `PASST_TAP_OFFLOAD=0` the same checks run on the
-//! plain tap. Needs root.
+//! run. Sockets sending with `UDP_SEGMENT`, on either side: a guest's
+//! kernel hands the tap one frame for all the datagrams of such a send.
+//! Over IPv4 and IPv6; with `PASST_TAP_OFFLOAD=0` the same checks run on
+//! the plain tap. Needs root.
 
 mod common;
 
@@ -165,6 +165,32 @@ fn guest_segmentation_offload_sends_arrive_as_separate_datagrams() {
             for (i, &len) in lens.iter().enumerate() {
                 let (n, _) = server
                     .recv_from(&mut buf)
+                    .unwrap_or_else(|e| panic!("{gw}, segments of {size} B: datagram {i} of {}: {e}", lens.len()));
+                assert_eq!(n, len, "{gw}, segments of {size} B: datagram {i} is {n} bytes, not {len}");
+                assert!(buf[..n] == payload(i, len)[..], "{gw}, segments of {size} B: datagram {i} differs");
+            }
+        }
+    }
+}
+
+#[test]
+fn host_segmentation_offload_sends_arrive_as_separate_datagrams() {
+    // The other way: a host application sending with UDP_SEGMENT (as QUIC
+    // servers do). Our host socket must see, and the guest get, each
+    // datagram on its own, whatever either side does with offloads.
+    let (net, guest, _driver) = tap_guest("udp-uso-h");
+    for gateway in GATEWAYS {
+        let gw = gateway.2;
+        let (server, c, from) = connected_pair(&net, &guest, gateway);
+        let mut buf = vec![0u8; 65536];
+        for (size, full, tail) in [(1000usize, 3usize, 500usize), (1400, 40, 700), (7, 60, 3)] {
+            let lens: Vec<usize> = (0..full).map(|_| size).chain(std::iter::once(tail)).collect();
+            let send: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| payload(i, len)).collect();
+            passt::sys::net::setsockopt_int(server.as_fd(), libc::SOL_UDP, UDP_SEGMENT, size as libc::c_int).unwrap();
+            assert_eq!(server.send_to(&send, from).unwrap(), send.len());
+            for (i, &len) in lens.iter().enumerate() {
+                let n = c
+                    .recv(&mut buf)
                     .unwrap_or_else(|e| panic!("{gw}, segments of {size} B: datagram {i} of {}: {e}", lens.len()));
                 assert_eq!(n, len, "{gw}, segments of {size} B: datagram {i} is {n} bytes, not {len}");
                 assert!(buf[..n] == payload(i, len)[..], "{gw}, segments of {size} B: datagram {i} differs");
