@@ -95,8 +95,8 @@ use crate::token::{Kind as TokenKind, Token};
 use crate::wire::udp as wudp;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::num::NonZeroU16;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 use table::{same_peer, Flow, Kind, OutFlow, Table};
 
