@@ -919,3 +919,29 @@ fn malformed_segments_are_counted_not_fatal() {
     let f = h.take();
     assert_eq!((f[0].flags, f[0].seq), (RST, 12345));
 }
+
+#[test]
+fn a_loopback_connect_is_answered_ahead_of_the_batchs_other_work() {
+    // A connect() to the host's loopback is established when it returns:
+    // the SYN-ACK is queued while the batch is handled, ahead of what the
+    // batch owes other connections (here the ACK of a FIN, after a
+    // shutdown()), so that the engine writes it to the guest first.
+    let (l, peer) = server4();
+    let mut h = H::new();
+    let g = G::connect(&mut h, &format!("{GUEST4}:40040"), &peer);
+    let _s = accept(&l);
+    let _ = h.tcp.take_answered_early();
+    let _ = h.take();
+    // One batch, no host poll: the first connection's FIN, a new SYN.
+    h.guest_no_flush(g.me, g.peer, g.seq, g.ack, ACK | FIN, g.wnd, Options::default(), &[]);
+    let me2 = sa(&format!("{GUEST4}:40041"));
+    h.guest_no_flush(me2, sa(&peer), 77, 0, SYN, 65535, G::syn_options(), &[]);
+    assert!(h.tcp.take_answered_early(), "the SYN was answered within the batch");
+    h.run(|t, c| t.flush(c));
+    let frames = h.take();
+    let syn_ack = frames.iter().position(|f| f.dst == me2 && f.flags == SYN | ACK);
+    let fin_ack = frames.iter().position(|f| f.dst == g.me && f.ack == g.seq + 1);
+    assert!(syn_ack.is_some() && fin_ack.is_some(), "SYN-ACK and the FIN's ACK, without a host poll: {frames:?}");
+    assert!(syn_ack < fin_ack, "the SYN-ACK first: {frames:?}");
+    let _s2 = accept(&l);
+}

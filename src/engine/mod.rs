@@ -620,7 +620,12 @@ impl Instance {
             },
             _ => false,
         };
-        core.after_guest_batch();
+        // A guest waits for the SYN-ACK the batch queued: it goes out
+        // before the work the batch owes other flows (a shutdown(), its ACK).
+        if core.flows.tcp.take_answered_early() {
+            self.flush_guest();
+        }
+        self.core.after_guest_batch();
         if closed {
             self.guest_gone();
         }

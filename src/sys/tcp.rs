@@ -153,6 +153,24 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `TCP_ESTABLISHED` (netinet/tcp.h's `tcp_state`), the first byte of
+/// `struct tcp_info`.
+const STATE_ESTABLISHED: u8 = 1;
+
+/// Whether the connection is established (`TCP_INFO`'s state): a
+/// non-blocking `connect()` to a local address has usually finished by
+/// the time it returns.
+pub fn is_established(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // The kernel copies as much of struct tcp_info as asked for: the state
+    // is its first byte.
+    let mut state = [0u8; 1];
+    let mut len = 1 as libc::socklen_t;
+    // SAFETY: state/len are valid out-pointers of the stated size; the
+    // kernel writes at most len bytes.
+    cvt(unsafe { libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, state.as_mut_ptr().cast(), &mut len) })?;
+    Ok(len >= 1 && state[0] == STATE_ESTABLISHED)
+}
+
 /// `TCP_NODELAY`: the guest does its own Nagle; we add no delay of ours.
 pub fn set_nodelay(fd: BorrowedFd<'_>) -> io::Result<()> {
     net::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
@@ -180,6 +198,18 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         panic!("data did not arrive");
+    }
+
+    #[test]
+    fn a_loopback_connect_is_established_when_it_returns() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let s = net::socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        assert!(!is_established(s.as_fd()).unwrap(), "not before connect()");
+        let _done = net::connect(s.as_fd(), &addr).unwrap();
+        assert!(is_established(s.as_fd()).unwrap());
+        // A listening socket is not.
+        assert!(!is_established(l.as_fd()).unwrap());
     }
 
     #[test]

@@ -51,7 +51,7 @@
 //!
 //! | state         | how it is entered                         | leaves to                                                    |
 //! |---------------|-------------------------------------------|--------------------------------------------------------------|
-//! | `Connecting`  | guest SYN, flow slot free: `connect()`    | `SynAckSent` on EPOLLOUT (SYN-ACK to guest); gone + RST on error or after 10 s |
+//! | `Connecting`  | guest SYN, flow slot free: `connect()`    | `SynAckSent` on EPOLLOUT, or at once when `connect()` returned established (the host's loopback) (SYN-ACK to guest); gone + RST on error or after 10 s |
 //! | `SynAckSent`  | outbound connect finished                 | `Established` on the guest's ACK of our SYN; SYN-ACK resent 1, 2, 4 s...; gone + RST after 10 s |
 //! | `SynSent`     | `accept()` on a forwarded port: SYN sent  | `Established` on the guest's SYN-ACK (we ACK); gone on guest RST (host peer sees a reset) or after 10 s |
 //! | `Established` | handshake done                            | gone: closed when both FINs are acknowledged; reset on RST either way, on 7 unanswered retransmissions over 2 minutes or more, or on inactivity |
@@ -190,6 +190,9 @@ pub struct Tcp {
     /// A `connect()` was started since the host sockets were last polled
     /// (see [`Tcp::take_connect_started`]).
     connect_started: bool,
+    /// A SYN-ACK was queued while guest frames were being handled (see
+    /// [`Tcp::take_answered_early`]).
+    answered_early: bool,
 }
 
 impl Tcp {
@@ -214,17 +217,31 @@ impl Tcp {
             warn: Default::default(),
             spare: None,
             connect_started: false,
+            answered_early: false,
         }
     }
 
-    /// Whether a `connect()` was started since the last call. One to the
-    /// host's loopback completes within the call (the SYN and SYN-ACK are
-    /// handled in the kernel before it returns), so the socket is already
-    /// writable: polling the host sockets again at once answers the
-    /// guest's SYN in the same wake-up instead of the next (connection
-    /// setups per second, `rr crr`).
+    /// Whether a `connect()` was started, and not found established at
+    /// once, since the last call. One to the host's loopback completes
+    /// within the call (the SYN and SYN-ACK are handled in the kernel
+    /// before it returns) and is answered then (see
+    /// [`Tcp::take_answered_early`]); one that completes just after is
+    /// writable by the end of the batch: polling the host sockets again
+    /// at once answers the guest's SYN in the same wake-up instead of the
+    /// next (connection setups per second, `rr crr`).
     pub fn take_connect_started(&mut self) -> bool {
         std::mem::take(&mut self.connect_started)
+    }
+
+    /// Whether a guest SYN was answered while the batch of guest frames
+    /// was being handled, since the last call: a `connect()` found
+    /// established as soon as it returned (the host's loopback). Writing
+    /// the queue to the guest at once, before the work the batch still
+    /// owes other connections (a closing one's `shutdown()` and its ACK
+    /// to the guest), takes that work off the path of a client waiting
+    /// for its SYN-ACK.
+    pub fn take_answered_early(&mut self) -> bool {
+        std::mem::take(&mut self.answered_early)
     }
 
     /// Whether new connections use `SO_PEEK_OFF` when the kernel has it
@@ -351,8 +368,15 @@ impl Tcp {
         }
         conn.accept_guest_syn(ctx, seg, &opts);
         log::debug!("TCP {guest} -> {peer}: connecting to {remote}");
+        let v = if stcp::is_established(conn.sock.as_fd()).unwrap_or(false) {
+            self.answered_early = true;
+            conn.connect_done(ctx, epoll::OUT)
+        } else {
+            self.connect_started = true;
+            Verdict::Keep
+        };
         self.insert(ctx.now, idx, conn);
-        self.connect_started = true;
+        self.settle(ctx, idx, v, true);
     }
 
     /// RFC 6528: a keyed hash of the tuple plus a 4 µs clock.
