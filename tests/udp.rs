@@ -174,10 +174,16 @@ impl H {
 
     /// The guest sends one datagram (queued until `flush`).
     fn send(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        self.send_segmented(src, dst, payload, None);
+    }
+
+    /// The guest sends one frame: one UDP header, then `payload`, the
+    /// datagrams of `segment` bytes each (segmentation offload) if given.
+    fn send_segmented(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8], segment: Option<NonZeroU16>) {
         let mut l4 = vec![0u8; udp::HEADER_LEN + payload.len()];
         udp::emit(&mut l4, src.port(), dst.port(), payload.len());
         l4[udp::HEADER_LEN..].copy_from_slice(payload);
-        self.run(|u, c| u.handle_guest(c, src.ip(), dst.ip(), &l4));
+        self.run(|u, c| u.handle_guest_segmented(c, src.ip(), dst.ip(), &l4, segment));
     }
 
     fn flush(&mut self) {
@@ -792,10 +798,7 @@ fn a_frame_of_segments_leaves_as_one_datagram_per_segment() {
     let cases = [(10usize, 3u16), (4200, 1400), (100, 1400), (20000, 9000), (0, 1000)];
     for (total, seg) in cases {
         let payload: Vec<u8> = (0..total).map(|i| (i * 7 + total) as u8).collect();
-        let mut l4 = vec![0u8; udp::HEADER_LEN + total];
-        udp::emit(&mut l4, guest.port(), to.port(), total);
-        l4[udp::HEADER_LEN..].copy_from_slice(&payload);
-        h.run(|u, c| u.handle_guest_segmented(c, guest.ip(), to.ip(), &l4, NonZeroU16::new(seg)));
+        h.send_segmented(guest, to, &payload, NonZeroU16::new(seg));
         h.flush();
         let pieces: Vec<Vec<u8>> =
             if total == 0 { vec![Vec::new()] } else { payload.chunks(usize::from(seg)).map(<[u8]>::to_vec).collect() };

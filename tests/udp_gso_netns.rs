@@ -154,22 +154,33 @@ fn guest_segmentation_offload_sends_arrive_as_separate_datagrams() {
     for gateway in GATEWAYS {
         let gw = gateway.2;
         let (server, c, _) = connected_pair(&net, &guest, gateway);
-        let mut buf = vec![0u8; 65536];
         // (segment size, full segments, last one): a short tail, many
         // segments, tiny ones, one that is whole.
-        for (size, full, tail) in [(1000usize, 3usize, 500usize), (1400, 40, 700), (7, 100, 3), (1200, 2, 1200)] {
-            let lens: Vec<usize> = (0..full).map(|_| size).chain(std::iter::once(tail)).collect();
-            let send: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| payload(i, len)).collect();
-            passt::sys::net::setsockopt_int(c.as_fd(), libc::SOL_UDP, UDP_SEGMENT, size as libc::c_int).unwrap();
-            assert_eq!(c.send(&send).unwrap(), send.len());
-            for (i, &len) in lens.iter().enumerate() {
-                let (n, _) = server
-                    .recv_from(&mut buf)
-                    .unwrap_or_else(|e| panic!("{gw}, segments of {size} B: datagram {i} of {}: {e}", lens.len()));
-                assert_eq!(n, len, "{gw}, segments of {size} B: datagram {i} is {n} bytes, not {len}");
-                assert!(buf[..n] == payload(i, len)[..], "{gw}, segments of {size} B: datagram {i} differs");
-            }
+        for shape in [(1000, 3, 500), (1400, 40, 700), (7, 100, 3), (1200, 2, 1200)] {
+            segmented_send_arrives_whole(gw, shape, &c, |b| c.send(b), |b| server.recv_from(b).map(|(n, _)| n));
         }
+    }
+}
+
+/// One send of `full` datagrams of `size` bytes and a last one of `tail`
+/// with `UDP_SEGMENT` set on `sender` (through `send`); each must then come
+/// out of `recv` on its own, whole and in order.
+fn segmented_send_arrives_whole(
+    gw: &str,
+    (size, full, tail): (usize, usize, usize),
+    sender: &UdpSocket,
+    send: impl Fn(&[u8]) -> std::io::Result<usize>,
+    mut recv: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+) {
+    let lens: Vec<usize> = (0..full).map(|_| size).chain(std::iter::once(tail)).collect();
+    let all: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| payload(i, len)).collect();
+    passt::sys::net::setsockopt_int(sender.as_fd(), libc::SOL_UDP, UDP_SEGMENT, size as libc::c_int).unwrap();
+    assert_eq!(send(&all).unwrap(), all.len());
+    let mut buf = vec![0u8; 65536];
+    for (i, &len) in lens.iter().enumerate() {
+        let n = recv(&mut buf).unwrap_or_else(|e| panic!("{gw}, segments of {size} B: datagram {i} of {}: {e}", lens.len()));
+        assert_eq!(n, len, "{gw}, segments of {size} B: datagram {i} is {n} bytes, not {len}");
+        assert!(buf[..n] == payload(i, len)[..], "{gw}, segments of {size} B: datagram {i} differs");
     }
 }
 
@@ -182,19 +193,8 @@ fn host_segmentation_offload_sends_arrive_as_separate_datagrams() {
     for gateway in GATEWAYS {
         let gw = gateway.2;
         let (server, c, from) = connected_pair(&net, &guest, gateway);
-        let mut buf = vec![0u8; 65536];
-        for (size, full, tail) in [(1000usize, 3usize, 500usize), (1400, 40, 700), (7, 60, 3)] {
-            let lens: Vec<usize> = (0..full).map(|_| size).chain(std::iter::once(tail)).collect();
-            let send: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &len)| payload(i, len)).collect();
-            passt::sys::net::setsockopt_int(server.as_fd(), libc::SOL_UDP, UDP_SEGMENT, size as libc::c_int).unwrap();
-            assert_eq!(server.send_to(&send, from).unwrap(), send.len());
-            for (i, &len) in lens.iter().enumerate() {
-                let n = c
-                    .recv(&mut buf)
-                    .unwrap_or_else(|e| panic!("{gw}, segments of {size} B: datagram {i} of {}: {e}", lens.len()));
-                assert_eq!(n, len, "{gw}, segments of {size} B: datagram {i} is {n} bytes, not {len}");
-                assert!(buf[..n] == payload(i, len)[..], "{gw}, segments of {size} B: datagram {i} differs");
-            }
+        for shape in [(1000, 3, 500), (1400, 40, 700), (7, 60, 3)] {
+            segmented_send_arrives_whole(gw, shape, &server, |b| server.send_to(b, from), |b| c.recv(b));
         }
     }
 }
