@@ -67,8 +67,11 @@ impl Tap {
         self.vnet
     }
 
-    /// Reads up to a batch of frames. `Err` only for a dead device.
-    pub fn read_frames(&mut self, mut on_frame: impl FnMut(RxFrame<'_>)) -> io::Result<()> {
+    /// Reads up to a batch of frames; `on_frame` returns `false` to end it
+    /// early (the host side has had a burst: what is left waits in the
+    /// device's queue, which keeps the fd readable). `Err` only for a dead
+    /// device.
+    pub fn read_frames(&mut self, mut on_frame: impl FnMut(RxFrame<'_>) -> bool) -> io::Result<()> {
         for _ in 0..READ_BATCH_FRAMES {
             match sys::read(self.fd.as_fd(), &mut self.buf) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "tap device gone")),
@@ -77,9 +80,15 @@ impl Tap {
                         continue;
                     }
                     let meta = rx_meta(&self.buf[..VNET_HDR_LEN]);
-                    on_frame(RxFrame { frame: &self.buf[VNET_HDR_LEN..n], meta });
+                    if !on_frame(RxFrame { frame: &self.buf[VNET_HDR_LEN..n], meta }) {
+                        break;
+                    }
                 }
-                Ok(n) => on_frame(RxFrame { frame: &self.buf[..n], meta: RxMeta::default() }),
+                Ok(n) => {
+                    if !on_frame(RxFrame { frame: &self.buf[..n], meta: RxMeta::default() }) {
+                        break;
+                    }
+                }
                 Err(e) if would_block(&e) => break,
                 Err(e) => return Err(e),
             }

@@ -19,14 +19,15 @@ use crate::tx::{finish_ip, l4_offset, L2};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU16;
 
-/// Guest datagrams for host sockets after which a batch of frames from the
-/// stream backend ends (the rest waits, buffered, for the next call). The
-/// batch's datagrams leave together, and the caller yields between calls:
-/// a host receiver sharing our CPU gets to drain its socket buffer (~90
-/// datagrams of 1,400 bytes by default) between bursts instead of losing
-/// the end of each. The tap needs no such limit: there one read takes one
-/// frame, so its batches already leave time between datagrams (measured:
-/// smaller tap batches did not raise what the receiver got).
+/// Guest datagrams for host sockets after which a batch of guest frames
+/// ends (the rest waits for the next call: buffered by the stream backend,
+/// in the device's queue for the tap). The batch's datagrams leave
+/// together, and the caller yields between calls: a host receiver sharing
+/// our CPU gets to drain its socket buffer (~90 datagrams of 1,400 bytes
+/// by default) between bursts instead of losing the end of each. Through
+/// the tap, batches of 128 such frames lost 12 % of what we forwarded at
+/// the receiver's buffer, batches ending here 5 %; the CPU time we saved
+/// (5 %) went to the receiver, which got 1-2 % more.
 const UDP_BURST: usize = 32;
 
 /// The local services' settings and timers.
@@ -441,7 +442,7 @@ impl Core {
     }
 
     /// Whether the guest's frames so far make a burst for the host side
-    /// (see [`UDP_BURST`]): the stream backend then ends the batch.
+    /// (see [`UDP_BURST`]): the backend then ends the batch.
     pub(crate) fn host_burst_done(&self) -> bool {
         self.flows.udp.queued() >= UDP_BURST
     }

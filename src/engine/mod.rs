@@ -611,7 +611,10 @@ impl Instance {
                     }
                 }
             }
-            Guest::Tap(t) => match t.read_frames(|f| core.handle_frame_from(f.frame, f.meta)) {
+            Guest::Tap(t) => match t.read_frames(|f| {
+                core.handle_frame_from(f.frame, f.meta);
+                !core.host_burst_done()
+            }) {
                 Ok(()) => false,
                 Err(e) => {
                     log::warn!("tap device: {e}");
