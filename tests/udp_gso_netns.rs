@@ -29,11 +29,16 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
 /// Our instance with its tap in a guest namespace, the host's side in
 /// `HostWithRouter`'s host namespace. Drop the three in reverse order.
 fn tap_guest(tag: &str) -> (HostWithRouter, TestNs, Driver) {
+    tap_guest_with(tag, |_| {})
+}
+
+/// [`tap_guest`], its driver calling `each` between two `process` calls.
+fn tap_guest_with(tag: &str, each: impl FnMut(&passt::engine::Instance) + Send + 'static) -> (HostWithRouter, TestNs, Driver) {
     let net = HostWithRouter::new(tag);
     let guest = TestNs::new(&format!("{tag}-g"));
     let netns = format!("netns={}", guest.path.display());
-    let driver = Driver::start_in(&net.host.path, &Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]))
-        .expect("instance starts");
+    let config = Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]);
+    let driver = Driver::start_in_with(&net.host.path, &config, each).expect("instance starts");
     (net, guest, driver)
 }
 
@@ -210,8 +215,6 @@ fn a_guest_burst_waiting_in_the_tap_leaves_in_parts_and_all_arrive_in_order() {
     // call used to take 128 frames, 180 KB of 1,400-byte datagrams, into a
     // default buffer that holds about 90); none is lost or reordered.
     const N: usize = 400; // a tap's queue holds 500 frames
-    let net = HostWithRouter::new("udp-part");
-    let guest = TestNs::new("udp-part-g");
     let (hold, parked, most) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let (h, p, m) = (hold.clone(), parked.clone(), most.clone());
     let mut seen = 0;
@@ -227,9 +230,7 @@ fn a_guest_burst_waiting_in_the_tap_leaves_in_parts_and_all_arrive_in_order() {
         }
         p.store(false, Ordering::Relaxed);
     };
-    let netns = format!("netns={}", guest.path.display());
-    let config = Driver::config(&[netns.as_str(), "ns-ifname=tap0", "config-net"]);
-    let _driver = Driver::start_in_with(&net.host.path, &config, each).expect("instance starts");
+    let (net, guest, _driver) = tap_guest_with("udp-part", each);
     let (server, c, _) = connected_pair(&net, &guest, GATEWAYS[0]);
     // Room for all of them: only the instance's pacing is under test.
     passt::sys::net::setsockopt_int(server.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20).unwrap();
